@@ -125,6 +125,17 @@ def _patch_jax() -> None:
             PATCHES.append(f"Primitive.{attr} <- False")
 
 
+class _LazyModule(types.ModuleType):
+    """A module whose code runs on first access of a non-dunder attribute."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        self.__class__ = types.ModuleType  # stop being lazy before running the code
+        self.__spec__.loader.exec_module(self)
+        return getattr(self, attr)
+
+
 def _lazy_experimental() -> None:
     """Register ``neural_tangents.experimental`` as a lazily executed module."""
     name = "neural_tangents.experimental"
@@ -142,10 +153,13 @@ def _lazy_experimental() -> None:
     )
     if spec is None or spec.loader is None:  # pragma: no cover - broken install
         return
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
+    module = _LazyModule(name)
+    module.__spec__ = spec
+    module.__file__ = spec.origin
+    module.__loader__ = spec.loader
+    module.__package__ = name
+    module.__path__ = list(spec.submodule_search_locations or [])
     sys.modules[name] = module
-    spec.loader.exec_module(module)
 
 
 def _make_pullback_helper(empirical: types.ModuleType) -> Callable:

@@ -1,0 +1,376 @@
+"""Layerwise kernels: every depth from one recursion, tiled, streamed and sharded.
+
+``layerwise_kernels`` evaluates the multi-head network's ``kernel_fn`` (see
+:mod:`nftk_jax._spec`), so the L kernels share one pass through the recursion.
+Large problems are cut into tiles of ``block_size`` rows and columns; the rows of a
+tile are sharded over every local device with ``jax.shard_map`` (each device gets
+its own rows and all of the tile's columns; no communication is needed). The last
+tile is padded by repeating a real row, so any ``n1``, ``n2`` work and only one
+tile shape is ever compiled.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ._spec import MLP
+from ._validation import (
+    check_inputs,
+    check_positive_int,
+    resolve_dtype,
+)
+
+__all__ = [
+    "layerwise_kernels",
+    "kernel_tiles",
+    "layerwise_matvec",
+    "KernelTile",
+    "choose_block_size",
+    "DEFAULT_MEMORY_BUDGET",
+]
+
+#: Default device-memory budget for one tile's working set, in bytes (1 GiB).
+DEFAULT_MEMORY_BUDGET = 1 << 30
+_GETS = ("nngp", "ntk")
+# Working arrays per kernel entry besides the outputs: nt keeps a handful of
+# (b1, b2) intermediates alive per layer step (cov, nngp, ntk, derivative terms).
+_INTERMEDIATES_PER_ENTRY = 8
+_MIN_BLOCK = 8
+
+
+class KernelTile(NamedTuple):
+    """One streamed tile of the layerwise kernels.
+
+    Attributes:
+        rows: slice of ``x1`` rows this tile covers.
+        cols: slice of ``x2`` rows this tile covers.
+        values: ``(L, len(rows), len(cols))`` (or ``(G, L, ...)`` for a tuple
+            ``get``), on device.
+    """
+
+    rows: slice
+    cols: slice
+    values: jax.Array
+
+
+def _normalise_get(get: str | Sequence[str]) -> tuple[tuple[str, ...], bool]:
+    single = isinstance(get, str)
+    gets = (get,) if single else tuple(get)
+    if not gets or any(g not in _GETS for g in gets):
+        raise ValueError(f"get={get!r}; use 'ntk', 'nngp' or a tuple of them.")
+    return gets, single
+
+
+def choose_block_size(
+    depth: int,
+    *,
+    n_get: int = 1,
+    dtype: Any = np.float32,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    n_devices: int = 1,
+) -> int:
+    """Largest square tile edge whose working set fits ``memory_budget`` per device.
+
+    A ``b x b`` tile holds ``n_get * L`` outputs plus a few intermediates per entry.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    per_entry = itemsize * (n_get * depth + _INTERMEDIATES_PER_ENTRY)
+    entries = memory_budget / per_entry
+    if entries < _MIN_BLOCK * _MIN_BLOCK:
+        need = per_entry * _MIN_BLOCK * _MIN_BLOCK
+        raise ValueError(
+            f"memory_budget={memory_budget} bytes is too small for depth={depth}: "
+            f"one {_MIN_BLOCK}x{_MIN_BLOCK} tile needs {need} bytes; raise it."
+        )
+    # Rows are split over devices, so the per-device tile is (b / n_devices, b).
+    return max(_MIN_BLOCK, int(math.sqrt(entries * n_devices)))
+
+
+@functools.lru_cache(maxsize=64)
+def _tile_fn(spec: MLP, gets: tuple[str, ...], devices: tuple | None):
+    """Jitted ``(x1_block, x2_block) -> (G, L, b1, b2)``, sharded over rows."""
+    kernel_fn = spec.network().kernel_fn
+
+    def local(x1, x2):
+        return jnp.stack(kernel_fn(x1, x2, gets))
+
+    if devices is None:
+        return jax.jit(local)
+    mesh = Mesh(np.asarray(devices), ("rows",))
+    sharded = jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(PartitionSpec("rows"), PartitionSpec()),
+        out_specs=PartitionSpec(None, None, "rows"),
+        check_vma=False,
+    )
+    return jax.jit(
+        sharded,
+        in_shardings=(
+            NamedSharding(mesh, PartitionSpec("rows")),
+            NamedSharding(mesh, PartitionSpec()),
+        ),
+        out_shardings=NamedSharding(mesh, PartitionSpec(None, None, "rows")),
+    )
+
+
+def _pad_rows(x: np.ndarray, size: int) -> np.ndarray:
+    """Pad to ``size`` rows by repeating the last real row (a valid input)."""
+    if len(x) == size:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], size - len(x), axis=0)])
+
+
+def _resolve_devices(devices: Sequence | None | bool) -> tuple | None:
+    if devices is False:
+        return None
+    if devices is None or devices is True:
+        devices = jax.local_devices()
+    devices = tuple(devices)
+    if len(devices) == 0:
+        raise ValueError("devices is empty; pass None to use all local devices.")
+    return devices if len(devices) > 1 else None
+
+
+class _Plan(NamedTuple):
+    x1: np.ndarray
+    x2: np.ndarray
+    symmetric: bool
+    gets: tuple[str, ...]
+    single: bool
+    dtype: np.dtype
+    row_block: int
+    col_block: int
+    fn: Any
+
+
+def _plan(
+    spec, x1, x2, *, get, block_size, memory_budget, dtype, devices, allow_symmetric
+) -> _Plan:
+    if not isinstance(spec, MLP):
+        raise TypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
+    gets, single = _normalise_get(get)
+    dt = resolve_dtype(dtype)
+    a1 = check_inputs(x1, "x1").astype(dt, copy=False)
+    symmetric = x2 is None and allow_symmetric
+    a2 = a1 if x2 is None else check_inputs(x2, "x2", feature_dim=a1.shape[1])
+    a2 = a2.astype(dt, copy=False)
+    devs = _resolve_devices(devices)
+    n_dev = 1 if devs is None else len(devs)
+    if block_size is None:
+        budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+        check_positive_int(budget, "memory_budget")
+        block = choose_block_size(
+            spec.depth, n_get=len(gets), dtype=dt, memory_budget=budget, n_devices=n_dev
+        )
+    else:
+        block = check_positive_int(block_size, "block_size")
+    # Rows are split evenly over devices: round the row block to a multiple.
+    row_block = max(n_dev, (min(block, len(a1)) // n_dev) * n_dev)
+    if len(a1) < row_block:  # pragma: no cover - guarded by min above
+        row_block = len(a1)
+    col_block = min(block, len(a2))
+    if symmetric:
+        col_block = row_block = max(row_block, n_dev)
+    return _Plan(a1, a2, symmetric, gets, single, dt, row_block, col_block,
+                 _tile_fn(spec, gets, devs))
+
+
+def _tile_grid(plan: _Plan, *, symmetric: bool):
+    n1, n2 = len(plan.x1), len(plan.x2)
+    for i0 in range(0, n1, plan.row_block):
+        for j0 in range(0, n2, plan.col_block):
+            if symmetric and j0 < i0:
+                continue
+            yield i0, j0
+
+
+def _compute_tile(plan: _Plan, i0: int, j0: int) -> tuple[slice, slice, jax.Array]:
+    rows = slice(i0, min(i0 + plan.row_block, len(plan.x1)))
+    cols = slice(j0, min(j0 + plan.col_block, len(plan.x2)))
+    xb1 = _pad_rows(plan.x1[rows], plan.row_block)
+    xb2 = _pad_rows(plan.x2[cols], plan.col_block)
+    out = plan.fn(xb1, xb2)
+    return rows, cols, out[:, :, : rows.stop - rows.start, : cols.stop - cols.start]
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="tile")
+
+
+def layerwise_kernels(
+    spec: MLP,
+    x1: Any,
+    x2: Any = None,
+    *,
+    get: str | Sequence[str] = "ntk",
+    block_size: int | None = None,
+    memory_budget: int | None = None,
+    dtype: Any = None,
+    devices: Sequence | None | bool = None,
+    progress: bool = False,
+) -> jax.Array | tuple[jax.Array, ...]:
+    r"""Every layerwise kernel :math:`\Theta^{(1..L)}(x_1, x_2)` from one recursion.
+
+    Args:
+        spec: the architecture.
+        x1: ``(n1, m)`` inputs.
+        x2: ``(n2, m)`` inputs, or ``None`` for ``x1`` against itself (then only the
+            upper triangle of tiles is computed and mirrored, so the result is
+            exactly symmetric).
+        get: ``'ntk'``, ``'nngp'`` or a tuple of both.
+        block_size: tile edge in rows; ``None`` picks it from ``memory_budget``.
+        memory_budget: bytes per device for one tile's working set (default 1 GiB).
+        dtype: ``float32`` or ``float64``; ``None``: float64 when x64 is enabled.
+        devices: devices to shard tile rows over; ``None``: all local devices;
+            ``False``: no sharding.
+        progress: show a progress bar over tiles.
+
+    Returns:
+        ``(L, n1, n2)`` for a single ``get``; a tuple of those, in order, otherwise.
+
+    Example:
+        >>> import numpy as np
+        >>> from nftk_jax import MLP, layerwise_kernels
+        >>> x = np.random.default_rng(0).normal(size=(5, 3))
+        >>> layerwise_kernels(MLP(depth=4), x, dtype=np.float32).shape
+        (4, 5, 5)
+    """
+    plan = _plan(
+        spec, x1, x2, get=get, block_size=block_size, memory_budget=memory_budget,
+        dtype=dtype, devices=devices, allow_symmetric=True,
+    )
+    n1, n2 = len(plan.x1), len(plan.x2)
+    tiles = list(_tile_grid(plan, symmetric=plan.symmetric))
+    if len(tiles) == 1:
+        _, _, out = _compute_tile(plan, 0, 0)
+    else:
+        out = np.empty((len(plan.gets), spec.depth, n1, n2), plan.dtype)
+        bar = _progress(len(tiles), progress, "kernel tiles")
+        for i0, j0 in tiles:
+            rows, cols, tile = _compute_tile(plan, i0, j0)
+            tile = np.asarray(tile)
+            out[:, :, rows, cols] = tile
+            if plan.symmetric and j0 != i0:
+                out[:, :, cols, rows] = np.swapaxes(tile, -1, -2)
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
+        out = jnp.asarray(out)
+    if plan.symmetric:
+        out = 0.5 * (out + jnp.swapaxes(out, -1, -2))  # diagonal tiles: exact symmetry
+    return out[0] if plan.single else tuple(out)
+
+
+def kernel_tiles(
+    spec: MLP,
+    x1: Any,
+    x2: Any = None,
+    *,
+    get: str | Sequence[str] = "ntk",
+    block_size: int | None = None,
+    memory_budget: int | None = None,
+    dtype: Any = None,
+    devices: Sequence | None | bool = None,
+) -> Iterator[KernelTile]:
+    """Stream the layerwise kernels tile by tile without materialising ``(L, n, n)``.
+
+    Every tile of the full ``(n1, n2)`` grid is yielded once (no symmetry trick),
+    row-major. Arguments are as in :func:`layerwise_kernels`.
+    """
+    plan = _plan(
+        spec, x1, x2, get=get, block_size=block_size, memory_budget=memory_budget,
+        dtype=dtype, devices=devices, allow_symmetric=False,
+    )
+    for i0, j0 in _tile_grid(plan, symmetric=False):
+        rows, cols, tile = _compute_tile(plan, i0, j0)
+        yield KernelTile(rows, cols, tile[0] if plan.single else tile)
+
+
+@functools.lru_cache(maxsize=64)
+def _matvec_fn(tile_fn, weighted: bool):
+    def f(xb1, xb2, vb, omega):
+        k = tile_fn(xb1, xb2)[0]  # (L, b1, b2)
+        if weighted:
+            # sum_l omega[c, l] Theta_l @ v[:, c]  -> (b1, d)
+            return jnp.einsum("cl,lij,jc->ic", omega, k, vb)
+        return jnp.einsum("lij,jk->lik", k, vb)
+
+    return jax.jit(f)
+
+
+def layerwise_matvec(
+    spec: MLP,
+    x1: Any,
+    v: Any,
+    *,
+    x2: Any = None,
+    omega: Any = None,
+    block_size: int | None = None,
+    memory_budget: int | None = None,
+    dtype: Any = None,
+    devices: Sequence | None | bool = None,
+    progress: bool = False,
+) -> jax.Array:
+    r"""Matrix-free products with the layerwise NTKs, streamed over tiles.
+
+    Without ``omega``: ``v`` is ``(n2, k)`` and the result is ``(L, n1, k)``,
+    :math:`\Theta_l(x_1, x_2) v` for every layer. With ``omega`` of shape ``(d, L)``:
+    ``v`` is ``(n2, d)`` and the result is ``(n1, d)`` with column ``c`` equal to
+    :math:`\sum_l \Omega_{cl} \Theta_l(x_1, x_2) v_{:, c}`, the per-class MKL matvec.
+    Peak memory is one tile plus the output; the tile never leaves the device.
+    """
+    plan = _plan(
+        spec, x1, x2, get="ntk", block_size=block_size, memory_budget=memory_budget,
+        dtype=dtype, devices=devices, allow_symmetric=False,
+    )
+    vv = np.asarray(v, dtype=plan.dtype)
+    n1, n2 = len(plan.x1), len(plan.x2)
+    if vv.ndim != 2 or vv.shape[0] != n2:
+        raise ValueError(f"v must have shape ({n2}, k), got {vv.shape}.")
+    weighted = omega is not None
+    if weighted:
+        om = np.asarray(omega, dtype=plan.dtype)
+        if om.shape != (vv.shape[1], spec.depth):
+            raise ValueError(
+                f"omega must have shape (d, L) = ({vv.shape[1]}, {spec.depth}) to "
+                f"match v's {vv.shape[1]} columns, got {om.shape}."
+            )
+        out = jnp.zeros((n1, vv.shape[1]), plan.dtype)
+    else:
+        om = np.zeros((1, 1), plan.dtype)
+        out = jnp.zeros((spec.depth, n1, vv.shape[1]), plan.dtype)
+    fn = _matvec_fn(plan.fn, weighted)
+    tiles = list(_tile_grid(plan, symmetric=False))
+    bar = _progress(len(tiles), progress, "matvec tiles")
+    for i0, j0 in tiles:
+        rows = slice(i0, min(i0 + plan.row_block, n1))
+        cols = slice(j0, min(j0 + plan.col_block, n2))
+        xb1 = _pad_rows(plan.x1[rows], plan.row_block)
+        xb2 = _pad_rows(plan.x2[cols], plan.col_block)
+        vb = np.zeros((plan.col_block, vv.shape[1]), plan.dtype)
+        vb[: cols.stop - cols.start] = vv[cols]  # padded columns contribute zero
+        part = fn(xb1, xb2, vb, om)
+        nr = rows.stop - rows.start
+        if weighted:
+            out = out.at[rows].add(part[:nr])
+        else:
+            out = out.at[:, rows].add(part[:, :nr])
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return out

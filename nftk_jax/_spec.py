@@ -1,0 +1,212 @@
+"""The architecture spec: one immutable description of the NFT-K MLP.
+
+The same :class:`MLP` compiles to a neural-tangents ``stax`` network with a readout
+after every hidden layer. That one network yields both the infinite-width layerwise
+kernels (``kernel_fn``) and the finite network (``init_fn`` / ``apply_fn``).
+
+The tree, for depth L::
+
+    Dense -> phi -> FanOut(2) -> parallel( V_1,
+                                           Dense -> phi -> FanOut(2) -> parallel( V_2,
+                                                                                  ... V_L))
+
+Each readout ``V_l`` sees exactly the hidden state ``h_l`` of the shared trunk, so
+its kernel is the stand-alone depth-``l`` NTK, and all L kernels come out of one pass
+through the recursion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+
+from ._compat import stax
+from ._validation import check_positive_float, check_positive_int
+
+__all__ = ["MLP", "Network", "ACTIVATIONS"]
+
+
+# name -> (stax factory, allowed keyword arguments with defaults)
+ACTIVATIONS: dict[str, tuple[Callable, dict[str, Any]]] = {
+    "relu": (stax.Relu, {}),
+    "leaky_relu": (stax.LeakyRelu, {"alpha": 0.01}),
+    "abrelu": (stax.ABRelu, {"a": 0.0, "b": 1.0}),
+    "abs": (stax.Abs, {}),
+    "erf": (stax.Erf, {"a": 1.0, "b": 1.0, "c": 0.0}),
+    "gelu": (stax.Gelu, {"approximate": False}),
+    "sigmoid_like": (stax.Sigmoid_like, {}),
+    "sin": (stax.Sin, {"a": 1.0, "b": 1.0, "c": 0.0}),
+    "cos": (stax.Cos, {"a": 1.0, "b": 1.0, "c": 0.0}),
+    "rbf": (stax.Rbf, {"gamma": 1.0}),
+    "sign": (stax.Sign, {}),
+    "exp": (stax.Exp, {"a": 1.0, "b": 1.0}),
+    "gaussian": (stax.Gaussian, {"a": 1.0, "b": -1.0}),
+    "monomial": (stax.Monomial, {"degree": 2}),
+    "rectified_monomial": (stax.RectifiedMonomial, {"degree": 1}),
+}
+
+_PARAMETERIZATIONS = ("ntk", "standard")
+
+
+class Network(NamedTuple):
+    """The multi-head network of an :class:`MLP`, with flat, stacked outputs.
+
+    Attributes:
+        init_fn: ``init_fn(key, input_shape) -> (output_shapes, params)``.
+        apply_fn: ``apply_fn(params, x) -> (L, n, out_dim)``: every head's output.
+        kernel_fn: ``kernel_fn(x1, x2=None, get='ntk') -> (L, n1, n2)`` (a tuple of
+            such arrays when ``get`` is a tuple).
+        layers: the raw neural-tangents ``(init_fn, apply_fn, kernel_fn)`` triple
+            whose outputs are nested ``[f_1, [f_2, ...]]``.
+    """
+
+    init_fn: Callable
+    apply_fn: Callable
+    kernel_fn: Callable
+    layers: tuple
+
+
+def _flatten_heads(out: Any, depth: int) -> list:
+    """``[f_1, [f_2, [... f_L]]]`` -> ``[f_1, ..., f_L]``."""
+    flat = []
+    for _ in range(depth - 1):
+        flat.append(out[0])
+        out = out[1]
+    flat.append(out)
+    return flat
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP:
+    """An MLP with a readout after every hidden layer (the NFT-K architecture).
+
+    ``g_1 = W_1 x + b_1``, ``h_l = phi(g_l)``, ``g_l = W_l h_{l-1} + b_l`` and
+    ``f_l = V_l h_l`` for ``l = 1..depth``.
+
+    Args:
+        depth: number of hidden layers L (>= 1); one readout per hidden layer.
+        width: hidden width of the finite network (the kernels do not depend on it).
+        activation: a name in :data:`ACTIVATIONS` (elementwise, closed-form kernel).
+        activation_kwargs: parameters of the activation, e.g. ``{'alpha': 0.1}``
+            for ``leaky_relu``; unknown keys are an error.
+        W_std: standard deviation of the hidden weights (times ``1/sqrt(fan_in)``).
+            Default ``sqrt(2)`` keeps ReLU activations at a fixed scale with depth.
+        b_std: standard deviation of the hidden biases; ``None`` removes the biases.
+        readout_W_std: standard deviation of every readout ``V_l``; the readouts
+            carry no bias, as in the paper.
+        parameterization: ``'ntk'`` or ``'standard'`` (see neural-tangents' Dense).
+
+    Example:
+        >>> import numpy as np
+        >>> from nftk_jax import MLP
+        >>> spec = MLP(depth=3, activation="erf")
+        >>> x = np.ones((2, 5), np.float32)
+        >>> spec.network().kernel_fn(x, None, "ntk").shape
+        (3, 2, 2)
+    """
+
+    depth: int
+    width: int = 512
+    activation: str = "relu"
+    activation_kwargs: Mapping[str, Any] | None = None
+    W_std: float = math.sqrt(2.0)
+    b_std: float | None = 0.1
+    readout_W_std: float = 1.0
+    parameterization: str = "ntk"
+
+    def __post_init__(self):
+        check_positive_int(self.depth, "depth")
+        check_positive_int(self.width, "width")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation={self.activation!r} is not supported; choose one of "
+                f"{sorted(ACTIVATIONS)}."
+            )
+        allowed = ACTIVATIONS[self.activation][1]
+        kwargs = dict(self.activation_kwargs or {})
+        unknown = set(kwargs) - set(allowed)
+        if unknown:
+            raise ValueError(
+                f"activation_kwargs has {sorted(unknown)}, which "
+                f"{self.activation!r} does not take; allowed: {sorted(allowed)}."
+            )
+        # Store as a sorted tuple of pairs so the spec stays hashable (jit cache key).
+        object.__setattr__(self, "activation_kwargs", tuple(sorted(kwargs.items())))
+        check_positive_float(self.W_std, "W_std")
+        if self.b_std is not None:
+            check_positive_float(self.b_std, "b_std", allow_zero=True)
+        check_positive_float(self.readout_W_std, "readout_W_std")
+        if self.parameterization not in _PARAMETERIZATIONS:
+            raise ValueError(
+                f"parameterization={self.parameterization!r}; choose 'ntk' or "
+                "'standard'."
+            )
+
+    # -- building blocks ------------------------------------------------------------
+    def _activation(self):
+        factory, defaults = ACTIVATIONS[self.activation]
+        kwargs = {**defaults, **dict(self.activation_kwargs)}
+        return factory(**kwargs)
+
+    def _hidden(self):
+        dense = stax.Dense(
+            self.width,
+            W_std=self.W_std,
+            b_std=self.b_std,
+            parameterization=self.parameterization,
+        )
+        return [dense, self._activation()]
+
+    def _readout(self, out_dim: int):
+        return stax.Dense(
+            out_dim,
+            W_std=self.readout_W_std,
+            b_std=None,
+            parameterization=self.parameterization,
+        )
+
+    def stax_layers(self, out_dim: int = 1) -> tuple:
+        """The raw neural-tangents multi-head network (nested outputs)."""
+        check_positive_int(out_dim, "out_dim")
+        block = stax.serial(*self._hidden(), self._readout(out_dim))
+        for _ in range(self.depth - 1):
+            block = stax.serial(
+                *self._hidden(),
+                stax.FanOut(2),
+                stax.parallel(self._readout(out_dim), block),
+            )
+        return block
+
+    def single_depth(self, depth: int, out_dim: int = 1) -> tuple:
+        """The plain depth-``depth`` MLP with one readout (a stand-alone head)."""
+        check_positive_int(depth, "depth")
+        layers = []
+        for _ in range(depth):
+            layers += self._hidden()
+        return stax.serial(*layers, self._readout(out_dim))
+
+    def network(self, out_dim: int = 1) -> Network:
+        """The multi-head network with flat outputs stacked over layers.
+
+        Args:
+            out_dim: outputs per readout (d classes). Kernels do not depend on it.
+        """
+        layers = self.stax_layers(out_dim)
+        init_fn, raw_apply, raw_kernel = layers
+        depth = self.depth
+
+        def apply_fn(params, x, **kwargs):
+            return jnp.stack(_flatten_heads(raw_apply(params, x, **kwargs), depth))
+
+        def kernel_fn(x1, x2=None, get="ntk", **kwargs):
+            out = raw_kernel(x1, x2, get, **kwargs)
+            if isinstance(get, str):
+                return jnp.stack(_flatten_heads(out, depth))
+            heads = _flatten_heads(out, depth)
+            return tuple(jnp.stack([getattr(h, g) for h in heads]) for g in get)
+
+        return Network(init_fn, apply_fn, kernel_fn, layers)

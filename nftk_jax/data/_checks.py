@@ -1,0 +1,39 @@
+"""Argument checks shared by the loaders; each raises a ValueError naming the argument."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_int(value, name: str, *, minimum: int, where: str) -> int:
+    """Returns ``value`` as an ``int`` after checking it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"{where}: `{name}` must be an integer >= {minimum}, "
+            f"got {value!r} of type {type(value).__name__}."
+        )
+    if value < minimum:
+        raise ValueError(f"{where}: `{name}` must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_optional_int(value, name: str, *, minimum: int, where: str) -> int | None:
+    """Like `check_int`, but ``None`` passes through (meaning "all")."""
+    if value is None:
+        return None
+    return check_int(value, name, minimum=minimum, where=where)
+
+
+def split_by_permutation(
+    x: np.ndarray, y: np.ndarray, *, n_train: int, n_test: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffles rows with ``default_rng(seed).permutation`` and takes disjoint splits.
+
+    The first ``n_train`` shuffled rows are the training set, the next ``n_test`` the
+    test set; the rest are unused.
+    """
+    order = np.random.default_rng(seed).permutation(x.shape[0])
+    train, test = order[:n_train], order[n_train : n_train + n_test]
+    return x[train], y[train], x[test], y[test]
