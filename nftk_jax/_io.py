@@ -1,0 +1,75 @@
+"""Atomic file writes: every file the package writes goes through here.
+
+A write goes to a temporary file in the destination directory, is flushed and
+fsynced, then renamed over the destination with ``os.replace`` (atomic on POSIX), so a
+reader never sees a half-written file, and a crash leaves the old file intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["atomic_path", "write_json", "write_npy", "ensure_writable_dir"]
+
+
+def ensure_writable_dir(path: str | os.PathLike, name: str = "out_dir") -> Path:
+    """Create ``path`` if needed and check it is a writable directory."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{name}={str(p)!r} cannot be created ({e.strerror}).") from e
+    if not p.is_dir():
+        raise ValueError(f"{name}={str(p)!r} exists and is not a directory.")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{name}={str(p)!r} is not writable; choose another directory."
+        )
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success, rename it over ``path``."""
+    dest = Path(path)
+    fd, tmp = tempfile.mkstemp(
+        dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp" + dest.suffix
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable))
+
+
+def write_npy(path: str | os.PathLike, array: Any) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.asarray(array), allow_pickle=False)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+        return np.asarray(x).tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"cannot serialise {type(x).__name__} to JSON")
