@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 from ._compat import stax
 from ._validation import check_positive_float, check_positive_int
@@ -80,6 +81,49 @@ def _flatten_heads(out: Any, depth: int) -> list:
     return flat
 
 
+def _check_activation_kwargs(
+    value: Any, activation: str, allowed: dict[str, Any]
+) -> dict[str, Any]:
+    """``activation_kwargs`` as a dict: known keys, values of the default's type."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        kwargs = dict(value)
+    elif isinstance(value, tuple) and all(
+        isinstance(p, tuple) and len(p) == 2 for p in value
+    ):  # the stored form, e.g. from dataclasses.replace
+        kwargs = dict(value)
+    else:
+        raise TypeError(
+            f"activation_kwargs must be a mapping such as {{'alpha': 0.1}}, got "
+            f"{value!r}."
+        )
+    unknown = set(kwargs) - set(allowed)
+    if unknown:
+        raise ValueError(
+            f"activation_kwargs has {sorted(unknown)}, which "
+            f"{activation!r} does not take; allowed: {sorted(allowed)}."
+        )
+    for key, v in kwargs.items():
+        default = allowed[key]
+        if isinstance(default, bool):
+            ok = isinstance(v, (bool, np.bool_))
+        elif isinstance(default, int):
+            ok = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+        else:
+            ok = (
+                isinstance(v, (int, float, np.integer, np.floating))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+            )
+        if not ok:
+            raise TypeError(
+                f"activation_kwargs[{key!r}] must be a {type(default).__name__} "
+                f"(finite) for {activation!r}, got {v!r}."
+            )
+    return kwargs
+
+
 @dataclasses.dataclass(frozen=True)
 class MLP:
     """An MLP with a readout after every hidden layer (the NFT-K architecture).
@@ -127,13 +171,9 @@ class MLP:
                 f"{sorted(ACTIVATIONS)}."
             )
         allowed = ACTIVATIONS[self.activation][1]
-        kwargs = dict(self.activation_kwargs or {})
-        unknown = set(kwargs) - set(allowed)
-        if unknown:
-            raise ValueError(
-                f"activation_kwargs has {sorted(unknown)}, which "
-                f"{self.activation!r} does not take; allowed: {sorted(allowed)}."
-            )
+        kwargs = _check_activation_kwargs(
+            self.activation_kwargs, self.activation, allowed
+        )
         # Store as a sorted tuple of pairs so the spec stays hashable (jit cache key).
         object.__setattr__(self, "activation_kwargs", tuple(sorted(kwargs.items())))
         check_positive_float(self.W_std, "W_std")
