@@ -97,12 +97,30 @@ def plot_omega_heatmaps(
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     panels = [
-        (m["layer_layer"], layers, layers, "layer", "layer",
-         r"layer importance $\Omega_n^\top\Omega_n$"),
-        (m["class_class"], names, names, "class", "class",
-         r"class importance $\Omega_n\Omega_n^\top$"),
-        (m["omega_n"], layers, names, "layer", "class",
-         r"class-layer importance $\Omega_n$"),
+        (
+            m["layer_layer"],
+            layers,
+            layers,
+            "layer",
+            "layer",
+            r"layer importance $\Omega_n^\top\Omega_n$",
+        ),
+        (
+            m["class_class"],
+            names,
+            names,
+            "class",
+            "class",
+            r"class importance $\Omega_n\Omega_n^\top$",
+        ),
+        (
+            m["omega_n"],
+            layers,
+            names,
+            "layer",
+            "class",
+            r"class-layer importance $\Omega_n$",
+        ),
     ]
     for ax, (mat, xt, yt, xl, yl, t) in zip(axes, panels, strict=True):
         im = ax.imshow(mat, cmap="viridis", aspect="auto")

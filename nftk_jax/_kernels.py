@@ -180,8 +180,17 @@ def _plan(
     col_block = min(block, len(a2))
     if symmetric:
         col_block = row_block = max(row_block, n_dev)
-    return _Plan(a1, a2, symmetric, gets, single, dt, row_block, col_block,
-                 _tile_fn(spec, gets, devs))
+    return _Plan(
+        a1,
+        a2,
+        symmetric,
+        gets,
+        single,
+        dt,
+        row_block,
+        col_block,
+        _tile_fn(spec, gets, devs),
+    )
 
 
 def _tile_grid(plan: _Plan, *, symmetric: bool):
@@ -249,8 +258,15 @@ def layerwise_kernels(
         (4, 5, 5)
     """
     plan = _plan(
-        spec, x1, x2, get=get, block_size=block_size, memory_budget=memory_budget,
-        dtype=dtype, devices=devices, allow_symmetric=True,
+        spec,
+        x1,
+        x2,
+        get=get,
+        block_size=block_size,
+        memory_budget=memory_budget,
+        dtype=dtype,
+        devices=devices,
+        allow_symmetric=True,
     )
     n1, n2 = len(plan.x1), len(plan.x2)
     tiles = list(_tile_grid(plan, symmetric=plan.symmetric))
@@ -292,8 +308,15 @@ def kernel_tiles(
     row-major. Arguments are as in :func:`layerwise_kernels`.
     """
     plan = _plan(
-        spec, x1, x2, get=get, block_size=block_size, memory_budget=memory_budget,
-        dtype=dtype, devices=devices, allow_symmetric=False,
+        spec,
+        x1,
+        x2,
+        get=get,
+        block_size=block_size,
+        memory_budget=memory_budget,
+        dtype=dtype,
+        devices=devices,
+        allow_symmetric=False,
     )
     for i0, j0 in _tile_grid(plan, symmetric=False):
         rows, cols, tile = _compute_tile(plan, i0, j0)
@@ -334,8 +357,15 @@ def layerwise_matvec(
     Peak memory is one tile plus the output; the tile never leaves the device.
     """
     plan = _plan(
-        spec, x1, x2, get="ntk", block_size=block_size, memory_budget=memory_budget,
-        dtype=dtype, devices=devices, allow_symmetric=False,
+        spec,
+        x1,
+        x2,
+        get="ntk",
+        block_size=block_size,
+        memory_budget=memory_budget,
+        dtype=dtype,
+        devices=devices,
+        allow_symmetric=False,
     )
     vv = np.asarray(v, dtype=plan.dtype)
     n1, n2 = len(plan.x1), len(plan.x2)

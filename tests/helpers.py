@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 #: Activations with closed-form kernels exercised across the suite.
-ACTIVATIONS = ("relu", "erf", "leaky_relu", "abrelu", "gelu", "sigmoid_like", "sin", "rbf")
+ACTIVATIONS = (
+    "relu",
+    "erf",
+    "leaky_relu",
+    "abrelu",
+    "gelu",
+    "sigmoid_like",
+    "sin",
+    "rbf",
+)
 PARAMETERIZATIONS = ("ntk", "standard")
 
 

@@ -1,4 +1,4 @@
-"""Argument checks shared by the loaders; each raises a ValueError naming the argument."""
+"""Argument checks shared by the loaders; each error names the argument."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 
 def check_int(value, name: str, *, minimum: int, where: str) -> int:
-    """Returns ``value`` as an ``int`` after checking it is an integer >= ``minimum``."""
+    """Returns ``value`` as an ``int``, checked to be an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(
             f"{where}: `{name}` must be an integer >= {minimum}, "

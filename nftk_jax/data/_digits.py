@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import numbers
+import pathlib
 
 import numpy as np
 
@@ -10,6 +13,40 @@ from ._checks import check_int, split_by_permutation
 from ._dataset import Dataset
 from ._mnist5k import MNIST_CLASSES
 from ._preprocess import PreprocessMethod, apply_preprocess, check_method
+
+_N_DIGITS = 1797
+
+
+@functools.lru_cache(maxsize=1)
+def _read_digits() -> tuple[np.ndarray, np.ndarray]:
+    """``(1797, 64)`` pixels 0..16 and ``(1797,)`` labels, read once.
+
+    The csv that scikit-learn ships is read directly (64 pixels then the label per
+    line), which avoids importing scikit-learn (seconds); if the file is not where
+    this scikit-learn keeps it, `sklearn.datasets.load_digits` is used instead.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    path = None
+    if spec is not None and spec.submodule_search_locations:
+        path = pathlib.Path(spec.submodule_search_locations[0]).joinpath(
+            "datasets", "data", "digits.csv.gz"
+        )
+    if path is not None and path.is_file():
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+        x, y = table[:, :-1], table[:, -1].astype(np.int64)
+    else:
+        from sklearn.datasets import load_digits as sklearn_load_digits
+
+        bunch = sklearn_load_digits()
+        x, y = np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.int64)
+    if x.shape != (_N_DIGITS, 64) or y.min() < 0 or y.max() > 9:
+        raise ValueError(
+            "load_digits: scikit-learn's digits data are not 1797 rows of 64 pixels "
+            "and a label in 0..9; reinstall scikit-learn."
+        )
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
 
 
 def load_digits(
@@ -50,11 +87,7 @@ def load_digits(
     seed = check_int(seed, "seed", minimum=0, where=where)
     method = check_method(preprocess, where=where)
 
-    from sklearn.datasets import load_digits as _sklearn_load_digits
-
-    bunch = _sklearn_load_digits()
-    x = np.asarray(bunch.data, dtype=np.float64)
-    y = np.asarray(bunch.target, dtype=np.int64)
+    x, y = _read_digits()
     n = x.shape[0]
     n_test = int(round(float(test_fraction) * n))
     if n_test < 1 or n_test > n - 1:

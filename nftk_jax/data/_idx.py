@@ -123,9 +123,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) - header != expected:
         raise ValueError(
-            f"read_idx: {path} header declares shape {shape} of {dtype.newbyteorder('=')}"
-            f" = {expected} data bytes, but the file holds {len(raw) - header}; it is "
-            "truncated or corrupt."
+            f"read_idx: {path} header declares shape {shape} of "
+            f"{dtype.newbyteorder('=')} = {expected} data bytes, but the file "
+            f"holds {len(raw) - header}; it is truncated or corrupt."
         )
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
@@ -180,7 +180,8 @@ def _read_split(
                 f"examples in {images_path}; lower n_{part} or pass None for all."
             )
         images, labels = images[:n], labels[:n]
-    return images.reshape(images.shape[0], -1), labels.astype(np.int64)
+    n_pixels = math.prod(images.shape[1:])
+    return images.reshape(images.shape[0], n_pixels), labels.astype(np.int64)
 
 
 def load_idx_dataset(

@@ -53,7 +53,7 @@ def mnist5k_path() -> pathlib.Path:
 
 @functools.lru_cache(maxsize=1)
 def _read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
-    """Reads the file once: ``(5000, 784)`` uint8 pixels and ``(5000,)`` int64 labels."""
+    """Reads the file once: ``(5000, 784)`` uint8 pixels, ``(5000,)`` int64 labels."""
     path = mnist5k_path()
     try:
         table = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)

@@ -76,7 +76,9 @@ def text_features(
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            hint = " decode bytes with t.decode('utf-8');" if isinstance(t, bytes) else ""
+            hint = ""
+            if isinstance(t, bytes):
+                hint = " decode bytes with t.decode('utf-8');"
             raise ValueError(
                 f"{where}: `texts[{i}]` is a {type(t).__name__}, not a str;{hint} "
                 "every text must be a str."
