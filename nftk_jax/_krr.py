@@ -1,0 +1,236 @@
+r"""Theorem 1 for a fixed :math:`\Omega`: per-class kernel ridge regression.
+
+For :math:`\Omega \in \mathbb{R}^{d\times L}_{\ge 0}` class :math:`c` uses the kernel
+:math:`K_c = \sum_l \Omega_{cl}\Theta_l` and predicts
+
+.. math::  f_c(x) = K_c(x, X)\,\alpha_c,\qquad
+           \alpha_c = (K_c(X, X) + \rho I)^{-1} Y_{:,c}.
+
+The ``d`` systems are independent: they are solved as one batched Cholesky
+factorisation of shape ``(d, n, n)``; the ``(nd) x (nd)`` Kronecker system is never
+formed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "KRRSolution",
+    "check_omega",
+    "check_ridge",
+    "combine_kernels",
+    "encode_targets",
+    "krr_fit",
+    "krr_predict",
+]
+
+#: Relative jitters tried, in order, when ``K_c + ridge I`` is not numerically PD.
+_JITTERS = (0.0, 1e-12, 1e-10, 1e-8, 1e-6)
+
+
+class KRRSolution(NamedTuple):
+    """Dual coefficients of the per-class kernel ridge regressions."""
+
+    alpha: jax.Array  # (n, d) float: column c solves (K_c + (ridge + jitter) I) a = y_c
+    jitter: float  # extra diagonal added (absolute) to reach a PD factorisation
+    cond: np.ndarray  # (d,) float64: 2-norm condition number of each K_c + ridge I
+
+
+def check_ridge(ridge: Any, name: str = "ridge") -> float:
+    """A finite ridge > 0, as a float."""
+    try:
+        r = float(ridge)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {ridge!r}.") from None
+    if not np.isfinite(r) or r <= 0:
+        raise ValueError(
+            f"{name} must be finite and > 0 (Theorem 1 needs K + ridge I to be "
+            f"invertible), got {ridge!r}; try e.g. {name}=1e-3."
+        )
+    return r
+
+
+def check_omega(
+    omega: Any, *, n_classes: int, depth: int, name: str = "omega"
+) -> np.ndarray:
+    """A ``(n_classes, depth)`` finite, non-negative Omega with no all-zero row."""
+    om = np.asarray(omega, dtype=np.float64)
+    if om.ndim == 1 and n_classes == 1 and om.shape[0] == depth:
+        om = om[None]
+    if om.shape != (n_classes, depth):
+        raise ValueError(
+            f"{name} must have shape (n_classes, depth) = ({n_classes}, {depth}), "
+            f"got {om.shape}."
+        )
+    if not np.all(np.isfinite(om)):
+        raise ValueError(f"{name} contains NaN or inf.")
+    if np.any(om < 0):
+        raise ValueError(
+            f"{name} must be non-negative (Theorem 1 needs each K_c to be a "
+            f"positive combination of kernels); min entry is {om.min():.3g}. "
+            "Project it, e.g. with np.maximum(omega, 0)."
+        )
+    if np.any(om.sum(axis=1) == 0):
+        bad = np.flatnonzero(om.sum(axis=1) == 0).tolist()
+        raise ValueError(
+            f"{name} rows {bad} are all zero: those classes would have a zero kernel; "
+            "give every class at least one positive layer weight."
+        )
+    return om
+
+
+def encode_targets(
+    y: Any, n: int, *, n_classes: int | None = None, center: bool = True, name="y"
+) -> tuple[np.ndarray, bool]:
+    """Targets as an ``(n, d)`` float matrix.
+
+    Integer labels ``(n,)`` in ``[0, n_classes)`` become one-hot rows, centred
+    (``onehot - 1/d``) when ``center`` is true; a float ``(n, d)`` matrix is used as
+    given. Returns ``(Y, is_classification)``.
+    """
+    arr = np.asarray(y)
+    if arr.ndim == 0 or arr.shape[0] != n:
+        raise ValueError(
+            f"{name} must have one entry per example: expected length {n}, "
+            f"got shape {arr.shape}."
+        )
+    if arr.ndim == 1:
+        if arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} contains NaN or inf.")
+            if not np.all(arr == np.round(arr)):
+                raise ValueError(
+                    f"{name} is 1-D with non-integer values: pass integer class "
+                    "labels, or an (n, d) float target matrix for regression "
+                    "(use y[:, None] for a single output)."
+                )
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind not in "iu":
+            raise ValueError(
+                f"{name} must hold integer class labels, got dtype {arr.dtype}."
+            )
+        d = int(arr.max()) + 1 if n_classes is None else int(n_classes)
+        if arr.min() < 0 or arr.max() >= d:
+            raise ValueError(
+                f"{name} labels must lie in [0, {d}) (n_classes={d}); got range "
+                f"[{arr.min()}, {arr.max()}]."
+            )
+        if d < 2:
+            raise ValueError(
+                f"{name} has a single class; classification needs >= 2 classes "
+                "(pass an (n, 1) float matrix for regression)."
+            )
+        out = np.eye(d)[arr]
+        if center:
+            out = out - 1.0 / d
+        return out, True
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be (n,) labels or (n, d) targets, got {arr.shape}."
+        )
+    out = np.asarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} contains NaN or inf.")
+    if n_classes is not None and out.shape[1] != n_classes:
+        raise ValueError(
+            f"{name} has {out.shape[1]} columns but n_classes={n_classes}."
+        )
+    return out, False
+
+
+def combine_kernels(theta: Any, omega: Any) -> jax.Array:
+    r"""Per-class kernels :math:`K_c = \sum_l \Omega_{cl}\Theta_l`.
+
+    Args:
+        theta: ``(L, n1, n2)`` layerwise kernels.
+        omega: ``(d, L)`` layer weights.
+
+    Returns:
+        ``(d, n1, n2)``.
+    """
+    theta = jnp.asarray(theta)
+    return jnp.einsum("cl,lij->cij", jnp.asarray(omega, dtype=theta.dtype), theta)
+
+
+@jax.jit
+def _chol_solve(k: jax.Array, y: jax.Array, shift: jax.Array):
+    n = k.shape[-1]
+    a = k + shift * jnp.eye(n, dtype=k.dtype)
+    chol = jnp.linalg.cholesky(a)
+    sol = jax.scipy.linalg.cho_solve((chol, True), y[..., None])[..., 0]
+    return sol, jnp.all(jnp.isfinite(chol))
+
+
+def krr_fit(
+    theta: Any, y: Any, omega: Any, *, ridge: float, compute_cond: bool = False
+) -> KRRSolution:
+    r"""Solve :math:`(K_c + \rho I)\alpha_c = Y_{:,c}` for every class at once.
+
+    A batched Cholesky factorisation; when it fails (``K_c + ridge I`` not
+    numerically positive definite) a relative jitter is added, escalating, with a
+    warning.
+
+    Args:
+        theta: ``(L, n, n)`` training kernels.
+        y: ``(n, d)`` float targets (see :func:`encode_targets`).
+        omega: ``(d, L)`` non-negative layer weights.
+        ridge: :math:`\rho > 0`.
+        compute_cond: also compute each system's condition number (an extra
+            eigen-decomposition per class).
+
+    Returns:
+        A :class:`KRRSolution`.
+    """
+    rho = check_ridge(ridge)
+    theta = jnp.asarray(theta)
+    yy = jnp.asarray(y, dtype=theta.dtype)
+    k = combine_kernels(theta, omega)
+    scale = float(jnp.mean(jnp.diagonal(k, axis1=1, axis2=2)))
+    for rel in _JITTERS:
+        jit_abs = rel * max(scale, 1e-300)
+        alpha, ok = _chol_solve(k, yy.T, jnp.asarray(rho + jit_abs, dtype=theta.dtype))
+        if bool(ok):
+            if rel > 0:
+                warnings.warn(
+                    f"K_c + ridge I was not numerically positive definite; added a "
+                    f"jitter of {jit_abs:.3g} to the diagonal. Increase ridge or "
+                    "use float64.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            break
+    else:
+        raise np.linalg.LinAlgError(
+            "Cholesky of K_c + ridge I failed even with jitter; the kernels contain "
+            "non-finite values or ridge is far too small."
+        )
+    cond = np.full(k.shape[0], np.nan)
+    if compute_cond:
+        ev = np.linalg.eigvalsh(np.asarray(k, dtype=np.float64))
+        cond = (ev[:, -1] + rho) / np.maximum(ev[:, 0] + rho, 1e-300)
+    return KRRSolution(alpha.T, jit_abs, cond)
+
+
+def krr_predict(theta_cross: Any, alpha: Any, omega: Any) -> jax.Array:
+    r"""Theorem-1 predictions :math:`f_c(x) = K_c(x, X)\alpha_c`.
+
+    Args:
+        theta_cross: ``(L, m, n)`` kernels between test and training inputs.
+        alpha: ``(n, d)`` dual coefficients from :func:`krr_fit`.
+        omega: ``(d, L)`` layer weights.
+
+    Returns:
+        ``(m, d)`` predictions.
+    """
+    theta_cross = jnp.asarray(theta_cross)
+    om = jnp.asarray(omega, dtype=theta_cross.dtype)
+    a = jnp.asarray(alpha, dtype=theta_cross.dtype)
+    # sum_l Omega[c,l] Theta_l(x, X) alpha[:, c], without forming (d, m, n).
+    per_layer = jnp.einsum("lmn,nc->lmc", theta_cross, a)
+    return jnp.einsum("cl,lmc->mc", om, per_layer)
