@@ -160,10 +160,11 @@ def combine_kernels(theta: Any, omega: Any) -> jax.Array:
 
 @jax.jit
 def _chol_solve(k: jax.Array, y: jax.Array, shift: jax.Array):
+    # k: (b, n, n); y: (b, n, r) right-hand sides per factorisation.
     n = k.shape[-1]
     a = k + shift * jnp.eye(n, dtype=k.dtype)
     chol = jnp.linalg.cholesky(a)
-    sol = jax.scipy.linalg.cho_solve((chol, True), y[..., None])[..., 0]
+    sol = jax.scipy.linalg.cho_solve((chol, True), y)
     return sol, jnp.all(jnp.isfinite(chol))
 
 
@@ -190,11 +191,16 @@ def krr_fit(
     rho = check_ridge(ridge)
     theta = jnp.asarray(theta)
     yy = jnp.asarray(y, dtype=theta.dtype)
-    k = combine_kernels(theta, omega)
+    om = np.asarray(omega, dtype=np.float64)
+    shared = om.shape[0] > 1 and bool(np.all(om == om[:1]))
+    # All classes share one kernel (e.g. a single depth or the uniform mix): one
+    # factorisation with d right-hand sides instead of d factorisations.
+    k = combine_kernels(theta, om[:1] if shared else om)
+    rhs = yy[None] if shared else yy.T[..., None]
     scale = float(jnp.mean(jnp.diagonal(k, axis1=1, axis2=2)))
     for rel in _JITTERS:
         jit_abs = rel * max(scale, 1e-300)
-        alpha, ok = _chol_solve(k, yy.T, jnp.asarray(rho + jit_abs, dtype=theta.dtype))
+        sol, ok = _chol_solve(k, rhs, jnp.asarray(rho + jit_abs, dtype=theta.dtype))
         if bool(ok):
             if rel > 0:
                 warnings.warn(
@@ -210,11 +216,14 @@ def krr_fit(
             "Cholesky of K_c + ridge I failed even with jitter; the kernels contain "
             "non-finite values or ridge is far too small."
         )
-    cond = np.full(k.shape[0], np.nan)
+    alpha = sol[0] if shared else sol[..., 0].T
+    cond = np.full(om.shape[0], np.nan)
     if compute_cond:
         ev = np.linalg.eigvalsh(np.asarray(k, dtype=np.float64))
-        cond = (ev[:, -1] + rho) / np.maximum(ev[:, 0] + rho, 1e-300)
-    return KRRSolution(alpha.T, jit_abs, cond)
+        cond = np.broadcast_to(
+            (ev[:, -1] + rho) / np.maximum(ev[:, 0] + rho, 1e-300), om.shape[:1]
+        ).copy()
+    return KRRSolution(alpha, jit_abs, cond)
 
 
 def krr_predict(theta_cross: Any, alpha: Any, omega: Any) -> jax.Array:
