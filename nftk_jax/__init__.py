@@ -3,13 +3,21 @@
 The public API is re-exported here; implementation modules are private.
 """
 
+from ._checkpoint import CheckpointError as CheckpointError
 from ._compat import CompatError as CompatError
+from ._constraints import CONSTRAINTS as CONSTRAINTS
 from ._kernels import DEFAULT_MEMORY_BUDGET as DEFAULT_MEMORY_BUDGET
 from ._kernels import KernelTile as KernelTile
 from ._kernels import choose_block_size as choose_block_size
 from ._kernels import kernel_tiles as kernel_tiles
 from ._kernels import layerwise_kernels as layerwise_kernels
 from ._kernels import layerwise_matvec as layerwise_matvec
+from ._mkl import MKLHistory as MKLHistory
+from ._mkl import MKLStep as MKLStep
+from ._mkl import NFTKResult as NFTKResult
+from ._mkl import fit_mkl as fit_mkl
+from ._mkl import fit_mkl_kernels as fit_mkl_kernels
+from ._objectives import OBJECTIVES as OBJECTIVES
 from ._spec import ACTIVATIONS as ACTIVATIONS
 from ._spec import MLP as MLP
 from ._spec import Network as Network

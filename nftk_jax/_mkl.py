@@ -1,0 +1,1003 @@
+r"""Multiple kernel learning of the per-class layer weights :math:`\Omega`.
+
+The model (Theorem 1 of the paper, with the inverse that its eq. 14 omits): class
+:math:`c` is kernel ridge regression with :math:`K_c = \sum_l \Omega_{cl}\Theta_l`,
+
+.. math::  f_c(x) = K_c(x, X)\,(K_c(X, X) + \rho I)^{-1} y_c .
+
+:math:`\Omega` is learned by projected gradient descent (eq. 16),
+:math:`\Omega \leftarrow P_{\mathcal S}(\Omega - \eta\nabla J(\Omega))`, on one of the
+objectives of :mod:`nftk_jax._objectives` (closed-form gradients) over one of the
+feasible sets of :mod:`nftk_jax._constraints`. The step :math:`\eta` comes from
+Armijo backtracking (default), a fixed ``learning_rate``, or an optax optimiser
+followed by the projection.
+
+Every step needs ``d`` linear solves with :math:`K_c + \rho I` (plus one adjoint
+solve for ``'train_mse'``/``'val_mse'``). They all go through one internal function
+(:func:`_make_solver`): a batched dense Cholesky (the factor serves the value and the
+adjoint solve), or conjugate gradients from :mod:`nftk_jax._solvers` warm-started at
+the previous step's solution, which changes little from one step to the next.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ._checkpoint import load_checkpoint, problem_digest, save_checkpoint
+from ._constraints import check_constraint, make_projection
+from ._krr import check_omega, check_ridge, encode_targets, krr_predict
+from ._objectives import (
+    SCALE_FREE_ILL_POSED,
+    check_objective,
+    objective_gradient,
+    objective_value,
+)
+from ._validation import check_inputs, check_positive_int
+
+__all__ = [
+    "MKLHistory",
+    "MKLStep",
+    "NFTKResult",
+    "SOLVERS",
+    "fit_mkl",
+    "fit_mkl_kernels",
+]
+
+#: Names accepted by ``solver=``.
+SOLVERS = ("auto", "dense", "cg")
+#: Relative jitters tried, in order, when ``K_c + ridge I`` is not numerically PD.
+_JITTERS = (0.0, 1e-12, 1e-10, 1e-8, 1e-6)
+#: Armijo sufficient-decrease constant.
+_ARMIJO_SIGMA = 1e-4
+#: Relative-change stopping needs this many consecutive small steps.
+_SMALL_STEPS = 2
+
+
+class MKLHistory(NamedTuple):
+    """Trajectory of the Omega learner; entry 0 is the initial point."""
+
+    objective: np.ndarray  # (T,) float64: objective value
+    grad_norm: np.ndarray  # (T,) float64: ||Omega - P(Omega - grad)||_F
+    sparsity: np.ndarray  # (T,) float64: fraction of exact zeros in Omega
+    step_size: np.ndarray  # (T,) float64: accepted step (0 at entry 0)
+    omega: np.ndarray  # (T, d, L) float64: Omega after each step
+    time: np.ndarray  # (T,) float64: seconds since the start of the fit
+
+
+class MKLStep(NamedTuple):
+    """What ``callback`` receives after every accepted step."""
+
+    step: int  # number of accepted steps so far
+    omega: np.ndarray  # (d, L) float64
+    objective: float  # objective value at omega
+    grad_norm: float  # projected-gradient norm at omega
+    step_size: float  # the accepted step
+
+
+class NFTKResult(NamedTuple):
+    """A fitted NFT-K model: learned Omega and the Theorem-1 dual coefficients.
+
+    Predictions are :math:`f_c(x) = \\sum_l \\Omega_{cl}\\Theta_l(x, X)\\alpha_c`.
+    """
+
+    omega: np.ndarray  # (d, L) float64: learned layer weights
+    alpha: np.ndarray  # (n, d) float64: dual coefficients on the training inputs
+    ridge: float  # rho
+    history: MKLHistory  # trajectory of the learner
+    converged: bool  # a stopping rule fired before `steps` ran out
+    n_steps: int  # accepted steps
+    objective: str  # objective name
+    constraint: str  # constraint name
+    is_classification: bool  # targets were integer labels (centred one-hot)
+    cond: np.ndarray  # (d,) float64: cond(K_c + rho I), NaN when not computed
+    stop_reason: str = ""  # 'rel_change', 'grad_norm', 'steps', 'line_search', ...
+    solver: str = "dense"  # linear solver used: 'dense' or 'cg'
+    spec: Any = None  # MLP used to compute the kernels (fit_mkl), else None
+    x_train: np.ndarray | None = None  # (n, features) training inputs, else None
+    kernel_dtype: Any = None  # dtype the kernels were computed in (fit_mkl)
+
+    def predict_kernels(self, theta_cross: Any) -> np.ndarray:
+        """Raw scores ``(m, d)`` from test-vs-train kernels ``(L, m, n)``."""
+        tc = np.asarray(theta_cross, dtype=np.float64)
+        L, n = self.omega.shape[1], self.alpha.shape[0]
+        if tc.ndim != 3 or tc.shape[0] != L or tc.shape[2] != n:
+            raise ValueError(
+                f"theta_cross must have shape (L, m, n) = ({L}, m, {n}) (test "
+                f"against the {n} training inputs), got {tc.shape}."
+            )
+        with jax.enable_x64(True):
+            out = krr_predict(jnp.asarray(tc), self.alpha, self.omega)
+            return np.asarray(out, dtype=np.float64)
+
+    def predict_labels_kernels(self, theta_cross: Any) -> np.ndarray:
+        """Argmax class labels ``(m,)`` from test-vs-train kernels."""
+        self._need_classification()
+        return np.argmax(self.predict_kernels(theta_cross), axis=1)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Raw scores ``(m, d)`` for inputs ``x``; needs a result from ``fit_mkl``."""
+        from ._kernels import layerwise_kernels
+
+        if self.spec is None or self.x_train is None:
+            raise ValueError(
+                "this result was fit from precomputed kernels (fit_mkl_kernels), so it "
+                "cannot compute kernels for new inputs; use "
+                "predict_kernels(theta_cross) or fit with fit_mkl(spec, x, y, ...)."
+            )
+        xx = check_inputs(x, "x", feature_dim=self.x_train.shape[1])
+        with jax.enable_x64(True):
+            tc = layerwise_kernels(
+                self.spec, xx, self.x_train, dtype=self.kernel_dtype or np.float64
+            )
+        return self.predict_kernels(tc)
+
+    def predict_labels(self, x: Any) -> np.ndarray:
+        """Argmax class labels ``(m,)`` for inputs ``x``."""
+        self._need_classification()
+        return np.argmax(self.predict(x), axis=1)
+
+    def _need_classification(self) -> None:
+        if not self.is_classification:
+            raise ValueError(
+                "labels are only defined for classification (y given as integer "
+                "labels); use predict/predict_kernels for regression scores."
+            )
+
+
+# -- linear solves ------------------------------------------------------------------
+@jax.jit
+def _combine(theta, omega):
+    return jnp.einsum("cl,lij->cij", omega, theta)
+
+
+@jax.jit
+def _cholesky(k, shift):
+    chol = jnp.linalg.cholesky(k + shift * jnp.eye(k.shape[-1], dtype=k.dtype))
+    return chol, jnp.all(jnp.isfinite(chol))
+
+
+@jax.jit
+def _cho_solve(chol, rhs):
+    return jax.scipy.linalg.cho_solve((chol, True), rhs.T[..., None])[..., 0].T
+
+
+def _dense_factor(theta: jax.Array, omega: jax.Array, ridge: float) -> jax.Array:
+    """Batched Cholesky factors ``(d, n, n)`` of ``K_c + ridge I``, with jitter."""
+    k = _combine(theta, omega)
+    scale = float(jnp.mean(jnp.diagonal(k, axis1=1, axis2=2)))
+    for rel in _JITTERS:
+        jit_abs = rel * max(scale, 1e-300)
+        chol, ok = _cholesky(k, jnp.asarray(ridge + jit_abs, dtype=k.dtype))
+        if bool(ok):
+            if rel > 0:
+                warnings.warn(
+                    f"K_c + ridge I was not numerically positive definite; added a "
+                    f"jitter of {jit_abs:.3g} to the diagonal. Increase ridge.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return chol
+    raise np.linalg.LinAlgError(
+        "Cholesky of K_c + ridge I failed even with jitter; the kernels contain "
+        "non-finite values or ridge is far too small."
+    )
+
+
+def _solvers_module():
+    try:
+        return importlib.import_module("nftk_jax._solvers")
+    except ImportError:
+        return None
+
+
+def _resolve_solver(solver: str, n: int, L: int, d: int, memory_budget) -> str:
+    if not isinstance(solver, str) or solver not in SOLVERS:
+        raise ValueError(
+            f"solver={solver!r} is unknown; choose one of {list(SOLVERS)}."
+        )
+    mod = _solvers_module()
+    has_cg = mod is not None and hasattr(mod, "solve_cg")
+    if solver == "cg" and not has_cg:
+        raise ValueError(
+            "solver='cg' needs nftk_jax._solvers.solve_cg, which is not available; "
+            "use solver='dense'."
+        )
+    if solver != "auto":
+        return solver
+    if mod is None or not hasattr(mod, "plan_solver") or not has_cg:
+        return "dense"
+    kw = {} if memory_budget is None else {"memory_budget": memory_budget}
+    plan = mod.plan_solver(n, L, d, dtype=np.float64, **kw)
+    # The kernels are already in memory here, so a matrix-free plan means CG.
+    return "dense" if plan == "dense" else "cg"
+
+
+#: ``prepare(omega) -> solve(rhs (n, d), x0 (n, d) | None) -> (n, d)``
+Prepare = Callable[[jax.Array], Callable[[jax.Array, jax.Array | None], jax.Array]]
+
+
+def _make_solver(
+    kind: str, theta: jax.Array, *, ridge: float, cg_tol: float, cg_maxiter
+) -> Prepare:
+    """The single place where the learner's linear solves are chosen."""
+    if kind == "dense":
+
+        def prepare_dense(omega):
+            chol = _dense_factor(theta, omega, ridge)
+            return lambda rhs, x0=None: _cho_solve(chol, rhs)
+
+        return prepare_dense
+
+    solve_cg = _solvers_module().solve_cg
+
+    def prepare_cg(omega):
+        def solve(rhs, x0=None):
+            res = solve_cg(
+                theta,
+                rhs,
+                omega,
+                ridge=ridge,
+                x0=x0,
+                tol=cg_tol,
+                maxiter=cg_maxiter,
+            )
+            return jnp.asarray(res.alpha, dtype=theta.dtype)
+
+        return solve
+
+    return prepare_cg
+
+
+# -- input checks -------------------------------------------------------------------
+def _check_theta(theta: Any, name: str = "theta") -> np.ndarray:
+    t = np.asarray(theta)
+    if t.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be a real array, got dtype {t.dtype}.")
+    if t.ndim != 3 or t.shape[1] != t.shape[2] or t.shape[1] == 0:
+        raise ValueError(
+            f"{name} must be (L, n, n) square layerwise training kernels, got shape "
+            f"{t.shape}; compute them with layerwise_kernels(spec, x)."
+        )
+    t = t.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(t)):
+        raise ValueError(
+            f"{name} contains NaN or inf; recompute the kernels (float64, smaller "
+            "depth or normalised inputs)."
+        )
+    return t
+
+
+def _check_float(value: Any, name: str, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}.") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}.")
+    return v
+
+
+def _rowwise_zero_fraction(omega: np.ndarray) -> float:
+    return float(np.mean(omega == 0.0))
+
+
+# -- the learner --------------------------------------------------------------------
+class _Loop(NamedTuple):
+    """The learner's state between steps (everything a checkpoint must restore)."""
+
+    omega: jax.Array  # (d, L) float64: current feasible Omega
+    value: float  # objective at omega
+    grad: jax.Array  # (d, L) float64: gradient at omega
+    alpha: jax.Array  # (n, d) float64: (K_c + rho I)^{-1} y_c at omega
+    adjoint: jax.Array  # (n, d) float64: last adjoint solution (zeros if none)
+    t_next: float  # first trial step of the next Armijo search (0: not yet set)
+    n_small: int  # consecutive steps with relative change < tol
+    step: int  # accepted steps so far
+    converged: bool  # a stopping rule fired
+    stop_reason: str  # why the loop stopped ('' while running)
+    opt_state: Any  # optax state (None without optimizer)
+
+
+def fit_mkl_kernels(
+    theta: Any,
+    y: Any,
+    *,
+    theta_val: Any = None,
+    y_val: Any = None,
+    ridge: float,
+    objective: str = "val_mse",
+    constraint: str = "simplex",
+    radius: float = 1.0,
+    lower: float = 0.0,
+    omega_init: Any = None,
+    steps: int = 100,
+    tol: float = 1e-5,
+    learning_rate: float | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+    solver: str = "auto",
+    n_classes: int | None = None,
+    checkpoint: str | None = None,
+    checkpoint_every: int = 1,
+    progress: bool = False,
+    callback: Callable[[MKLStep], Any] | None = None,
+    compute_cond: bool = False,
+    cg_tol: float = 1e-10,
+    cg_maxiter: int | None = None,
+    max_backtracks: int = 40,
+    memory_budget: int | None = None,
+) -> NFTKResult:
+    r"""Learn per-class layer weights :math:`\Omega` from precomputed kernels.
+
+    Minimises ``objective`` over :math:`\Omega` in the set named by ``constraint``
+    by projected gradient descent,
+    :math:`\Omega \leftarrow P(\Omega - \eta\nabla J)`. With ``learning_rate=None``
+    :math:`\eta` is chosen by Armijo backtracking: the first trial is twice the last
+    accepted step, halved until
+    :math:`J(\Omega^+) \le J(\Omega) + 10^{-4}\langle\nabla J, \Omega^+-\Omega\rangle`,
+    so :math:`J` never increases. With ``optimizer`` (an optax transformation) its
+    update is applied and then projected. The loop stops when the relative change of
+    :math:`J` stays below ``tol`` for two steps, when the projected-gradient norm
+    :math:`\|\Omega - P(\Omega - \nabla J)\|_F` drops below ``tol``, or after
+    ``steps`` steps.
+
+    Args:
+        theta: ``(L, n, n)`` layerwise training kernels :math:`\Theta_l(X, X)`.
+        y: ``(n,)`` integer labels (classification, centred one-hot targets) or
+            ``(n, d)`` float targets.
+        theta_val: ``(L, m, n)`` validation-vs-training kernels (``'val_mse'``).
+        y_val: ``(m,)`` labels or ``(m, d)`` targets for ``theta_val``.
+        ridge: :math:`\rho > 0`.
+        objective: ``'val_mse'``, ``'train_mse'`` or ``'krr_dual'``.
+        constraint: ``'simplex'``, ``'nonneg'``, ``'l1_ball'`` or ``'box'``.
+        radius: row sum (simplex), :math:`\ell_1` radius, or box upper bound.
+        lower: box lower bound.
+        omega_init: ``(d, L)`` non-negative start (projected); default ``1/L``.
+        steps: maximum number of accepted steps (>= 1).
+        tol: stopping tolerance (> 0).
+        learning_rate: fixed step instead of the line search.
+        optimizer: optax transformation used instead of the line search.
+        solver: ``'auto'``, ``'dense'`` (batched Cholesky) or ``'cg'`` (warm-started
+            conjugate gradients from :mod:`nftk_jax._solvers`).
+        n_classes: number of classes when ``y`` holds labels (default ``max + 1``).
+        checkpoint: ``.npz`` path; resumed when it matches this problem.
+        checkpoint_every: save every this many steps (and always at the end).
+        progress: show a progress bar.
+        callback: called with an :class:`MKLStep` after every step; returning
+            ``True`` stops the fit.
+        compute_cond: compute ``cond`` of each final system (an eigendecomposition).
+        cg_tol: relative residual tolerance of CG solves.
+        cg_maxiter: CG iteration cap (``None``: the solver's default).
+        max_backtracks: Armijo halvings before giving up.
+        memory_budget: bytes, passed to the solver planner for ``solver='auto'``.
+
+    Returns:
+        An :class:`NFTKResult`.
+
+    Raises:
+        ValueError: on invalid input (the message names the argument).
+        CheckpointError: ``checkpoint`` belongs to another problem or is corrupt.
+
+    Example:
+        >>> import numpy as np
+        >>> from nftk_jax import fit_mkl_kernels
+        >>> rng = np.random.default_rng(0)
+        >>> y = np.repeat([0, 1], 10)
+        >>> Y = np.eye(2)[y]
+        >>> noise = rng.normal(size=(20, 20))
+        >>> theta = np.stack([Y @ Y.T + np.eye(20), noise @ noise.T / 20])
+        >>> res = fit_mkl_kernels(theta, y, theta_val=theta, y_val=y, ridge=0.1,
+        ...                       objective="val_mse", constraint="simplex")
+        >>> res.omega.round(3).tolist()
+        [[1.0, 0.0], [1.0, 0.0]]
+        >>> res.predict_labels_kernels(theta).tolist() == y.tolist()
+        True
+    """
+    with jax.enable_x64(True):
+        return _fit(
+            theta,
+            y,
+            theta_val=theta_val,
+            y_val=y_val,
+            ridge=ridge,
+            objective=objective,
+            constraint=constraint,
+            radius=radius,
+            lower=lower,
+            omega_init=omega_init,
+            steps=steps,
+            tol=tol,
+            learning_rate=learning_rate,
+            optimizer=optimizer,
+            solver=solver,
+            n_classes=n_classes,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+            callback=callback,
+            compute_cond=compute_cond,
+            cg_tol=cg_tol,
+            cg_maxiter=cg_maxiter,
+            max_backtracks=max_backtracks,
+            memory_budget=memory_budget,
+        )
+
+
+def _fit(
+    theta,
+    y,
+    *,
+    theta_val,
+    y_val,
+    ridge,
+    objective,
+    constraint,
+    radius,
+    lower,
+    omega_init,
+    steps,
+    tol,
+    learning_rate,
+    optimizer,
+    solver,
+    n_classes,
+    checkpoint,
+    checkpoint_every,
+    progress,
+    callback,
+    compute_cond,
+    cg_tol,
+    cg_maxiter,
+    max_backtracks,
+    memory_budget,
+) -> NFTKResult:
+    # ---- validation ------------------------------------------------------------
+    rho = check_ridge(ridge)
+    objective = check_objective(objective)
+    constraint, radius, lower = check_constraint(constraint, radius=radius, lower=lower)
+    steps = check_positive_int(steps, "steps")
+    tol = _check_float(tol, "tol")
+    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    max_backtracks = check_positive_int(max_backtracks, "max_backtracks")
+    learning_rate = _check_float(learning_rate, "learning_rate", allow_none=True)
+    cg_tol = _check_float(cg_tol, "cg_tol")
+    if optimizer is not None and learning_rate is not None:
+        raise ValueError(
+            "pass either learning_rate (fixed-step projected gradient) or optimizer "
+            "(an optax transformation, which carries its own learning rate), not both."
+        )
+    if optimizer is not None and not (
+        hasattr(optimizer, "init") and hasattr(optimizer, "update")
+    ):
+        raise ValueError(
+            f"optimizer must be an optax GradientTransformation, got {optimizer!r}."
+        )
+    theta_np = _check_theta(theta)
+    L, n, _ = theta_np.shape
+    Y, is_clf = encode_targets(y, n, n_classes=n_classes, name="y")
+    d = Y.shape[1]
+    theta_val_np = Yv = None
+    if objective == "val_mse":
+        if theta_val is None or y_val is None:
+            raise ValueError(
+                "objective='val_mse' needs validation data: pass theta_val "
+                "(L, n_val, n) and y_val, or use fit_mkl which splits off a "
+                "validation set, or choose objective='train_mse'/'krr_dual'."
+            )
+    if theta_val is not None:
+        tv = np.asarray(theta_val)
+        if tv.ndim != 3 or tv.shape[0] != L or tv.shape[2] != n or tv.shape[1] == 0:
+            raise ValueError(
+                f"theta_val must have shape (L, n_val, n) = ({L}, n_val, {n}) "
+                f"(validation against the {n} training inputs), got {tv.shape}."
+            )
+        theta_val_np = tv.astype(np.float64, copy=False)
+        if not np.all(np.isfinite(theta_val_np)):
+            raise ValueError("theta_val contains NaN or inf; recompute the kernels.")
+        if y_val is None:
+            raise ValueError("theta_val was given without y_val; pass both.")
+        Yv, is_clf_v = encode_targets(
+            y_val, theta_val_np.shape[1], n_classes=d if is_clf else None, name="y_val"
+        )
+        if is_clf_v != is_clf or Yv.shape[1] != d:
+            raise ValueError(
+                f"y_val must be of the same kind as y (labels or ({n}, {d}) "
+                f"targets), got shape {np.shape(y_val)}."
+            )
+    if omega_init is None:
+        om0 = np.full((d, L), 1.0 / L)
+    else:
+        om0 = check_omega(omega_init, n_classes=d, depth=L, name="omega_init")
+    if objective in SCALE_FREE_ILL_POSED and constraint == "nonneg":
+        warnings.warn(
+            f"objective={objective!r} with constraint='nonneg' is ill-posed: the "
+            "objective keeps decreasing as Omega grows, so its scale diverges. Use "
+            "constraint='simplex' (or 'l1_ball'/'box') or objective='val_mse'.",
+            UserWarning,
+            stacklevel=3,
+        )
+    kind = _resolve_solver(solver, n, L, d, memory_budget)
+
+    # ---- checkpoint identity ---------------------------------------------------
+    config = {
+        "objective": objective,
+        "constraint": constraint,
+        "radius": radius,
+        "lower": lower,
+        "ridge": rho,
+        "learning_rate": learning_rate,
+        "optimizer": None if optimizer is None else type(optimizer).__name__,
+        "solver": kind,
+        "n_classes": d,
+        "is_classification": is_clf,
+        "max_backtracks": max_backtracks,
+    }
+    digest = None
+    saved = None
+    if checkpoint is not None:
+        digest = problem_digest(
+            {
+                "theta": theta_np,
+                "y": Y,
+                "theta_val": theta_val_np,
+                "y_val": Yv,
+                "omega_init": om0,
+            },
+            config,
+        )
+        if os.path.exists(checkpoint):
+            saved = load_checkpoint(checkpoint, digest=digest)
+
+    # ---- set-up ----------------------------------------------------------------
+    th = jnp.asarray(theta_np)
+    tv = None if theta_val_np is None else jnp.asarray(theta_val_np)
+    Yj = jnp.asarray(Y)
+    Yvj = None if Yv is None else jnp.asarray(Yv)
+    proj = make_projection(constraint, radius=radius, lower=lower)
+    prepare = _make_solver(kind, th, ridge=rho, cg_tol=cg_tol, cg_maxiter=cg_maxiter)
+    counters = {"solves": 0}
+
+    def evaluate(omega, alpha0):
+        solve = prepare(omega)
+        counters["solves"] += 1
+        alpha = solve(Yj, alpha0)
+        ev = objective_value(
+            objective, omega, alpha, Yj, ridge=rho, theta_val=tv, y_val=Yvj
+        )
+        return ev, solve
+
+    def gradient(omega, ev, solve, adj0):
+        def adjoint_solve(rhs):
+            counters["solves"] += 1
+            return solve(rhs, adj0)
+
+        g, adj = objective_gradient(
+            objective, th, omega, ev, adjoint_solve, ridge=rho, theta_val=tv
+        )
+        return g, (jnp.zeros_like(ev.alpha) if adj is None else adj)
+
+    def pg_norm(omega, g):
+        return float(jnp.linalg.norm(omega - proj(omega - g)))
+
+    hist: dict[str, list] = {k: [] for k in MKLHistory._fields}
+    t_start = time.perf_counter()
+    t_offset = 0.0
+
+    def record(state: _Loop, step_size: float):
+        om = np.asarray(state.omega, dtype=np.float64)
+        hist["objective"].append(state.value)
+        hist["grad_norm"].append(pg_norm(state.omega, state.grad))
+        hist["sparsity"].append(_rowwise_zero_fraction(om))
+        hist["step_size"].append(step_size)
+        hist["omega"].append(om)
+        hist["time"].append(t_offset + time.perf_counter() - t_start)
+
+    def finish(state: _Loop) -> NFTKResult:
+        return _result(
+            state, hist, th, rho, objective, constraint, is_clf, compute_cond, kind
+        )
+
+    if saved is not None:
+        state, hist, t_offset = _restore(saved, optimizer, d, L)
+        if state.converged or state.step >= steps:
+            return finish(state)
+        state = state._replace(stop_reason="")
+    else:
+        omega = proj(jnp.asarray(om0))
+        ev, solve = evaluate(omega, None)
+        g, adj = gradient(omega, ev, solve, None)
+        opt_state = None
+        if optimizer is not None:
+            with jax.numpy_dtype_promotion("standard"):
+                opt_state = optimizer.init(omega)
+        state = _Loop(
+            omega, ev.value, g, ev.alpha, adj, 0.0, 0, 0, False, "", opt_state
+        )
+        record(state, 0.0)
+        if hist["grad_norm"][-1] < tol:
+            state = state._replace(converged=True, stop_reason="grad_norm")
+
+    def save(state: _Loop):
+        if checkpoint is None:
+            return
+        save_checkpoint(checkpoint, _pack(state, hist), config=config, digest=digest)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=state.step, desc="Omega steps")
+
+    while not state.stop_reason and state.step < steps:
+        omega, g, f = state.omega, state.grad, state.value
+        opt_state = state.opt_state
+        accepted = None
+        if optimizer is not None or learning_rate is not None:
+            if optimizer is not None:
+                with jax.numpy_dtype_promotion("standard"):  # optax mixes dtypes
+                    updates, opt_state = optimizer.update(g, opt_state, omega)
+                    cand = proj(optax.apply_updates(omega, updates))
+                t = float(
+                    jnp.linalg.norm(cand - omega) / max(jnp.linalg.norm(g), 1e-300)
+                )
+            else:
+                t = learning_rate
+                cand = proj(omega - t * g)
+            ev, solve = evaluate(cand, state.alpha)
+            accepted = (cand, ev, solve, t)
+        else:
+            t = state.t_next
+            if t <= 0:  # first step: move Omega by about its own norm
+                t = float(
+                    jnp.linalg.norm(omega) / max(float(jnp.linalg.norm(g)), 1e-300)
+                )
+            for _ in range(max_backtracks):
+                cand = proj(omega - t * g)
+                diff = cand - omega
+                if not bool(jnp.any(diff != 0)):
+                    break
+                ev, solve = evaluate(cand, state.alpha)
+                if ev.value <= f + _ARMIJO_SIGMA * float(jnp.sum(g * diff)):
+                    accepted = (cand, ev, solve, t)
+                    break
+                t *= 0.5
+        if accepted is None:
+            state = state._replace(converged=True, stop_reason="line_search")
+            break
+        cand, ev, solve, t = accepted
+        g_new, adj = gradient(cand, ev, solve, state.adjoint)
+        rel = abs(f - ev.value) / max(abs(f), 1e-300)
+        n_small = state.n_small + 1 if rel < tol else 0
+        state = _Loop(
+            cand,
+            ev.value,
+            g_new,
+            ev.alpha,
+            adj,
+            2.0 * t,
+            n_small,
+            state.step + 1,
+            False,
+            "",
+            opt_state,
+        )
+        record(state, t)
+        if n_small >= _SMALL_STEPS:
+            state = state._replace(converged=True, stop_reason="rel_change")
+        elif hist["grad_norm"][-1] < tol:
+            state = state._replace(converged=True, stop_reason="grad_norm")
+        elif state.step >= steps:
+            state = state._replace(stop_reason="steps")
+        if state.stop_reason or state.step % checkpoint_every == 0:
+            save(state)
+        if bar is not None:
+            bar.update()
+        if callback is not None:
+            info = MKLStep(
+                state.step,
+                hist["omega"][-1],
+                state.value,
+                hist["grad_norm"][-1],
+                t,
+            )
+            if callback(info) is True:
+                state = state._replace(stop_reason="callback")
+                save(state)
+                break
+    if bar is not None:
+        bar.close()
+    if not state.stop_reason:
+        state = state._replace(stop_reason="steps")
+    save(state)
+    return finish(state)
+
+
+def _pack(state: _Loop, hist: dict[str, list]) -> dict[str, np.ndarray]:
+    out = {
+        "omega": np.asarray(state.omega, dtype=np.float64),
+        "value": np.float64(state.value),
+        "grad": np.asarray(state.grad, dtype=np.float64),
+        "alpha": np.asarray(state.alpha, dtype=np.float64),
+        "adjoint": np.asarray(state.adjoint, dtype=np.float64),
+        "t_next": np.float64(state.t_next),
+        "n_small": np.int64(state.n_small),
+        "step": np.int64(state.step),
+        "converged": np.bool_(state.converged),
+        "stop_reason": np.asarray(state.stop_reason),
+        "finished": np.bool_(bool(state.stop_reason)),
+    }
+    for k in MKLHistory._fields:
+        out["history_" + k] = np.asarray(hist[k], dtype=np.float64)
+    leaves = (
+        [] if state.opt_state is None else jax.tree_util.tree_leaves(state.opt_state)
+    )
+    out["opt_n_leaves"] = np.int64(len(leaves))
+    for i, leaf in enumerate(leaves):
+        out[f"opt_leaf_{i}"] = np.asarray(leaf)
+    return out
+
+
+def _restore(saved, optimizer, d, L) -> tuple[_Loop, dict[str, list], float]:
+    from ._checkpoint import CheckpointError
+
+    try:
+        omega = saved["omega"]
+        if omega.shape != (d, L):
+            raise KeyError("omega shape")
+        opt_state = None
+        if optimizer is not None:
+            template = optimizer.init(jnp.asarray(omega))
+            treedef = jax.tree_util.tree_structure(template)
+            n_leaves = int(saved["opt_n_leaves"])
+            if n_leaves != treedef.num_leaves:
+                raise KeyError("optimizer state")
+            leaves = [jnp.asarray(saved[f"opt_leaf_{i}"]) for i in range(n_leaves)]
+            opt_state = jax.tree_util.tree_unflatten(treedef, leaves)
+        state = _Loop(
+            jnp.asarray(omega),
+            float(saved["value"]),
+            jnp.asarray(saved["grad"]),
+            jnp.asarray(saved["alpha"]),
+            jnp.asarray(saved["adjoint"]),
+            float(saved["t_next"]),
+            int(saved["n_small"]),
+            int(saved["step"]),
+            bool(saved["converged"]),
+            str(saved["stop_reason"]),
+            opt_state,
+        )
+        hist = {}
+        for k in MKLHistory._fields:
+            arr = saved["history_" + k]
+            hist[k] = list(arr)
+    except KeyError as e:
+        raise CheckpointError(
+            f"checkpoint is incomplete or from another configuration ({e}); delete it "
+            "or pass a new checkpoint path."
+        ) from e
+    t_offset = float(hist["time"][-1]) if hist["time"] else 0.0
+    return state, hist, t_offset
+
+
+def _result(
+    state,
+    hist,
+    th,
+    rho,
+    objective,
+    constraint,
+    is_clf,
+    compute_cond,
+    kind,
+) -> NFTKResult:
+    d, L = state.omega.shape
+    history = MKLHistory(
+        *(
+            np.asarray(hist[k], dtype=np.float64).reshape(
+                (-1, d, L) if k == "omega" else (-1,)
+            )
+            for k in MKLHistory._fields
+        )
+    )
+    omega = np.asarray(state.omega, dtype=np.float64)
+    cond = np.full(d, np.nan)
+    if compute_cond:
+        k = np.asarray(_combine(th, state.omega), dtype=np.float64)
+        ev = np.linalg.eigvalsh(k)
+        cond = (ev[:, -1] + rho) / np.maximum(ev[:, 0] + rho, 1e-300)
+    return NFTKResult(
+        omega=omega,
+        alpha=np.asarray(state.alpha, dtype=np.float64),
+        ridge=rho,
+        history=history,
+        converged=bool(state.converged),
+        n_steps=int(state.step),
+        objective=objective,
+        constraint=constraint,
+        is_classification=bool(is_clf),
+        cond=cond,
+        stop_reason=state.stop_reason,
+        solver=kind,
+    )
+
+
+# -- from inputs --------------------------------------------------------------------
+def _validation_split(
+    y: np.ndarray, fraction: float, seed: int, stratify: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (stratified for labels) split into sorted train and validation indices."""
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    groups = (
+        [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(n)]
+    )
+    val = []
+    for idx in groups:
+        k = int(round(fraction * len(idx)))
+        if len(idx) >= 2:
+            k = min(max(k, 1), len(idx) - 1)
+        else:
+            k = 0
+        val.append(rng.permutation(idx)[:k])
+    val_idx = np.sort(np.concatenate(val)).astype(np.int64)
+    if len(val_idx) == 0 or len(val_idx) == n:
+        raise ValueError(
+            f"validation_fraction={fraction} leaves an empty training or validation "
+            f"part of the {n} examples; pass x_val/y_val or change the fraction."
+        )
+    train_idx = np.setdiff1d(np.arange(n), val_idx)
+    return train_idx, val_idx
+
+
+def fit_mkl(
+    spec: Any,
+    x: Any,
+    y: Any,
+    *,
+    x_val: Any = None,
+    y_val: Any = None,
+    ridge: float,
+    objective: str = "val_mse",
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    refit: bool = True,
+    memory_budget: int | None = None,
+    dtype: Any = None,
+    progress: bool = False,
+    **options: Any,
+) -> NFTKResult:
+    r"""Compute the layerwise kernels of ``spec`` once and learn :math:`\Omega`.
+
+    With ``objective='val_mse'`` and no ``x_val``, a seeded validation part
+    (``validation_fraction`` of the examples, stratified by label for
+    classification) is split off; :math:`\Omega` is learned on the rest, and with
+    ``refit=True`` the dual coefficients are then recomputed on all of ``x`` with the
+    learned :math:`\Omega`. The kernels of all inputs are computed in one call and
+    sliced, never twice.
+
+    Args:
+        spec: an :class:`~nftk_jax.MLP`.
+        x: ``(n, features)`` training inputs.
+        y: ``(n,)`` integer labels or ``(n, d)`` targets.
+        x_val: optional validation inputs (then no split is made).
+        y_val: their labels/targets.
+        ridge: :math:`\rho > 0`.
+        objective: see :func:`fit_mkl_kernels`.
+        validation_fraction: fraction held out when splitting, in ``(0, 1)``.
+        seed: seed of the split.
+        refit: recompute ``alpha`` on all training inputs after learning.
+        memory_budget: bytes per tile for the kernel computation (and the solver
+            planner).
+        dtype: kernel dtype (default float64).
+        progress: progress bars for the kernels and the steps.
+        **options: any other keyword of :func:`fit_mkl_kernels`.
+
+    Returns:
+        An :class:`NFTKResult` that can ``predict(x_new)``.
+    """
+    from ._kernels import layerwise_kernels
+    from ._validation import resolve_dtype
+
+    if "theta_val" in options:
+        raise ValueError("fit_mkl computes theta_val itself; pass x_val and y_val.")
+    with jax.enable_x64(True):
+        xx = check_inputs(x, "x")
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 0 or y_arr.shape[0] != len(xx):
+            raise ValueError(
+                f"y must have one entry per row of x: x has {len(xx)} rows, y has "
+                f"shape {y_arr.shape}."
+            )
+        objective = check_objective(objective)
+        frac = _check_float(validation_fraction, "validation_fraction")
+        if frac >= 1:
+            raise ValueError(
+                f"validation_fraction must lie in (0, 1), got {validation_fraction}."
+            )
+        # Encode once on all labels so the split keeps every class index.
+        _, is_clf = encode_targets(
+            y_arr, len(xx), n_classes=options.get("n_classes"), name="y"
+        )
+        if is_clf and options.get("n_classes") is None:
+            options["n_classes"] = int(np.max(y_arr.astype(np.int64))) + 1
+        dt = resolve_dtype(dtype)
+        kern = {"memory_budget": memory_budget, "dtype": dt, "progress": progress}
+        split = objective == "val_mse" and x_val is None
+        if x_val is not None:
+            xv = check_inputs(x_val, "x_val", feature_dim=xx.shape[1])
+            if y_val is None:
+                raise ValueError("x_val was given without y_val; pass both.")
+            theta = layerwise_kernels(spec, xx, **kern)
+            theta_val = layerwise_kernels(spec, xv, xx, **kern)
+            res = fit_mkl_kernels(
+                theta,
+                y_arr,
+                theta_val=theta_val,
+                y_val=y_val,
+                ridge=ridge,
+                objective=objective,
+                progress=progress,
+                memory_budget=memory_budget,
+                **options,
+            )
+            x_train = xx
+        elif split:
+            if y_val is not None:
+                raise ValueError("y_val was given without x_val; pass both.")
+            tr, va = _validation_split(
+                y_arr if is_clf else np.zeros(len(xx)), frac, seed, stratify=is_clf
+            )
+            theta_all = np.asarray(layerwise_kernels(spec, xx, **kern))
+            res = fit_mkl_kernels(
+                theta_all[:, tr][:, :, tr],
+                y_arr[tr],
+                theta_val=theta_all[:, va][:, :, tr],
+                y_val=y_arr[va],
+                ridge=ridge,
+                objective=objective,
+                progress=progress,
+                memory_budget=memory_budget,
+                **options,
+            )
+            if refit:
+                Y_all, _ = encode_targets(
+                    y_arr, len(xx), n_classes=options.get("n_classes"), name="y"
+                )
+                th = jnp.asarray(theta_all, dtype=jnp.float64)
+                prepare = _make_solver(
+                    res.solver,
+                    th,
+                    ridge=res.ridge,
+                    cg_tol=options.get("cg_tol", 1e-10),
+                    cg_maxiter=options.get("cg_maxiter"),
+                )
+                alpha = prepare(jnp.asarray(res.omega))(jnp.asarray(Y_all), None)
+                res = res._replace(alpha=np.asarray(alpha, dtype=np.float64))
+                x_train = xx
+            else:
+                x_train = xx[tr]
+        else:
+            theta = layerwise_kernels(spec, xx, **kern)
+            res = fit_mkl_kernels(
+                theta,
+                y_arr,
+                ridge=ridge,
+                objective=objective,
+                progress=progress,
+                memory_budget=memory_budget,
+                **options,
+            )
+            x_train = xx
+    return res._replace(spec=spec, x_train=np.asarray(x_train), kernel_dtype=dt)
