@@ -1,0 +1,670 @@
+r"""Linear solvers for the per-class systems :math:`(K_c + \rho I)\alpha_c = y_c`.
+
+With :math:`K_c = \sum_l \Omega_{cl}\Theta_l` the ``d`` class systems share the
+layerwise kernels but not the matrix. Three solvers cover the memory range:
+
+* :func:`solve_dense`: batched per-class Cholesky (:func:`~nftk_jax._krr.krr_fit`),
+  :math:`O(d n^3)` time, cached ``(L, n, n)`` kernels plus ``(d, n, n)`` factors.
+* :func:`solve_cg`: conjugate gradients batched over the ``d`` classes, from the
+  cached kernels; :math:`O(k\,d\,n^2)` for ``k`` iterations, warm-startable, which
+  is what an outer loop over :math:`\Omega` wants.
+* :func:`solve_cg_matrix_free`: the same iteration where every product is streamed
+  over kernel tiles (:func:`~nftk_jax._kernels.layerwise_matvec`), for ``n`` too
+  large to cache :math:`L n^2` floats.
+
+:func:`nystrom_preconditioner` builds one preconditioner shared by all classes from
+the mean kernel :math:`\bar K = \frac1d\sum_c K_c`, and :func:`plan_solver` picks a
+solver from the memory each one needs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._kernels import layerwise_kernels, layerwise_matvec
+from ._krr import check_omega, check_ridge, krr_fit
+from ._spec import MLP
+from ._validation import (
+    check_inputs,
+    check_positive_float,
+    check_positive_int,
+    resolve_dtype,
+)
+
+__all__ = [
+    "DEFAULT_DENSE_MAX_N",
+    "NystromPreconditioner",
+    "SolveResult",
+    "default_memory_budget",
+    "nystrom_preconditioner",
+    "plan_solver",
+    "solve_cg",
+    "solve_cg_matrix_free",
+    "solve_dense",
+]
+
+#: Budget used when physical memory cannot be queried (8 GiB).
+_FALLBACK_BUDGET = 8 << 30
+#: Largest ``n`` for which :func:`plan_solver` prefers per-class Cholesky over CG
+#: when both fit: beyond it ``d n^3 / 3`` flops of factorisation lose to the
+#: ``k d n^2`` of a few hundred CG iterations (see benchmarks/RESULTS.md).
+DEFAULT_DENSE_MAX_N = 6000
+
+
+class SolveResult(NamedTuple):
+    r"""Solution of the ``d`` systems :math:`(K_c + \rho I)\alpha_c = y_c`."""
+
+    alpha: jax.Array  # (n, d) float: column c approximates (K_c + ridge I)^{-1} y_c
+    iterations: int  # CG iterations run (products with every K_c); 0 for Cholesky
+    residual: np.ndarray  # (d,) float64: ||y_c - (K_c + ridge I) alpha_c|| / ||y_c||
+    jitter: float  # extra diagonal the Cholesky needed (absolute); 0.0 for CG
+
+
+class NystromPreconditioner(NamedTuple):
+    r"""Nyström preconditioner :math:`(\hat K + \rho I)^{-1}` of the mean kernel.
+
+    :math:`\hat K = U\,\mathrm{diag}(\lambda)\,U^\top \approx \bar K` with orthonormal
+    :math:`U`, so by Woodbury
+
+    .. math::  (\hat K + \rho I)^{-1} r = \frac{1}{\rho}\Big(r - U\,
+               \mathrm{diag}\Big(\frac{\lambda}{\lambda + \rho}\Big) U^\top r\Big).
+    """
+
+    basis: jax.Array  # (n, m) float: orthonormal eigenvectors U of K_hat
+    eigvals: jax.Array  # (m,) float: eigenvalues lambda >= 0 of K_hat
+    ridge: float  # rho used in (K_hat + rho I)^{-1}
+    landmarks: np.ndarray  # (m,) int64: indices of the landmark training points
+
+    def apply(self, r: Any) -> jax.Array:
+        """:math:`(\\hat K + \\rho I)^{-1} r` for ``r`` of shape ``(n, k)``."""
+        return _apply_nystrom(
+            self.basis, self.eigvals, jnp.asarray(self.ridge, self.basis.dtype), r
+        )
+
+
+def _apply_nystrom(basis, eigvals, ridge, r):
+    shrink = eigvals / (eigvals + ridge)
+    return (r - basis @ (shrink[:, None] * (basis.T @ r))) / ridge
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_system(theta: Any, y: Any, omega: Any, dtype: np.dtype):
+    """``theta (L, n, n)``, ``y (n, d)``, ``omega (d, L)`` as arrays of ``dtype``."""
+    th = jnp.asarray(theta)
+    if th.ndim != 3 or th.shape[1] != th.shape[2]:
+        raise ValueError(
+            f"theta must be the (L, n, n) training kernels, got shape {th.shape}."
+        )
+    yy = np.asarray(y)
+    if yy.ndim != 2 or yy.shape[0] != th.shape[1]:
+        raise ValueError(
+            f"Y must be an (n, d) = ({th.shape[1]}, d) target matrix, got shape "
+            f"{yy.shape}; encode labels first with encode_targets."
+        )
+    if not np.all(np.isfinite(yy)):
+        raise ValueError("Y contains NaN or inf.")
+    om = check_omega(omega, n_classes=yy.shape[1], depth=th.shape[0])
+    return th.astype(dtype), jnp.asarray(yy, dtype), jnp.asarray(om, dtype)
+
+
+def _check_maxiter(maxiter: Any, n: int) -> int:
+    """``None`` (then ``10 n``, as SciPy) or an integer >= 1."""
+    return 10 * n if maxiter is None else check_positive_int(maxiter, "maxiter")
+
+
+def _check_x0(x0: Any, shape: tuple[int, int], dtype: np.dtype) -> jax.Array:
+    if x0 is None:
+        return jnp.zeros(shape, dtype)
+    arr = np.asarray(x0)
+    if arr.shape != shape:
+        raise ValueError(
+            f"x0 must have the shape of the solution (n, d) = {shape}, got "
+            f"{arr.shape}; pass a previous SolveResult.alpha or None."
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("x0 contains NaN or inf; pass None for a cold start.")
+    return jnp.asarray(arr, dtype)
+
+
+def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
+    """``None`` or the ``(basis, eigvals, ridge)`` arrays of a preconditioner."""
+    if pre is None:
+        return None
+    if not isinstance(pre, NystromPreconditioner):
+        raise ValueError(
+            "preconditioner must be None or a NystromPreconditioner from "
+            f"nystrom_preconditioner, got {type(pre).__name__}."
+        )
+    if pre.basis.shape[0] != n:
+        raise ValueError(
+            f"preconditioner was built for n={pre.basis.shape[0]} points but the "
+            f"system has n={n}; rebuild it on the same training set."
+        )
+    return (
+        jnp.asarray(pre.basis, dtype),
+        jnp.asarray(pre.eigvals, dtype),
+        jnp.asarray(pre.ridge, dtype),
+    )
+
+
+# --------------------------------------------------------------------- memory plan
+
+
+def default_memory_budget() -> int:
+    """Half of physical RAM in bytes (``os.sysconf``), or 8 GiB if unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return _FALLBACK_BUDGET
+    return int(total) // 2 if total > 0 else _FALLBACK_BUDGET
+
+
+def _budget(memory_budget: Any) -> int:
+    if memory_budget is None:
+        return default_memory_budget()
+    return check_positive_int(memory_budget, "memory_budget")
+
+
+def plan_solver(
+    n: int,
+    depth: int,
+    n_classes: int,
+    *,
+    memory_budget: int | None = None,
+    dtype: Any = None,
+    dense_max_n: int = DEFAULT_DENSE_MAX_N,
+) -> str:
+    r"""Which solver fits ``n`` points, ``L = depth`` kernels and ``d`` classes.
+
+    With ``s`` bytes per float (8 for float64) and budget ``B`` bytes:
+
+    * ``'cg_matrix_free'`` if the cached kernels do not fit: :math:`s L n^2 > B`;
+    * ``'dense'`` if kernels and the ``d`` Cholesky factors fit,
+      :math:`s (L + d) n^2 \le B`, and ``n <= dense_max_n`` (beyond it CG is
+      faster than :math:`d n^3/3` flops of factorisation);
+    * ``'cg'`` otherwise (kernels cached, factors too big or ``n`` too large).
+
+    Args:
+        n: number of training points.
+        depth: number of layerwise kernels ``L``.
+        n_classes: number of classes ``d``.
+        memory_budget: bytes; default :func:`default_memory_budget` (half of RAM).
+        dtype: float32 or float64; ``None``: float64 when x64 is enabled.
+        dense_max_n: largest ``n`` for which Cholesky is preferred.
+
+    Returns:
+        ``'dense'``, ``'cg'`` or ``'cg_matrix_free'``.
+    """
+    n = check_positive_int(n, "n")
+    depth = check_positive_int(depth, "depth")
+    n_classes = check_positive_int(n_classes, "n_classes")
+    dense_max_n = check_positive_int(dense_max_n, "dense_max_n")
+    budget = _budget(memory_budget)
+    s = resolve_dtype(dtype).itemsize
+    kernels = s * depth * n * n
+    factors = s * n_classes * n * n
+    if kernels > budget:
+        return "cg_matrix_free"
+    if kernels + factors <= budget and n <= dense_max_n:
+        return "dense"
+    return "cg"
+
+
+# ------------------------------------------------------------------------ matvecs
+
+
+def _theta_matvec(theta, omega, ridge, v):
+    """``[(sum_l omega[c,l] theta_l) + ridge I] v[:, c]`` per column, ``(n, d)``."""
+    per_layer = jnp.einsum("lij,jc->lic", theta, v)
+    return jnp.einsum("cl,lic->ic", omega, per_layer) + ridge * v
+
+
+def _kernel_matvec(k, ridge, v):
+    """``(K_c + ridge I) v[:, c]`` per column from formed ``(d, n, n)`` kernels."""
+    return jnp.einsum("cij,jc->ic", k, v) + ridge * v
+
+
+@jax.jit
+def _form_kernels(theta, omega):
+    # One GEMM: (d, L) @ (L, n*n).
+    L, n, _ = theta.shape
+    return (omega @ theta.reshape(L, -1)).reshape(omega.shape[0], n, n)
+
+
+def _relative(r, bnorm):
+    return jnp.linalg.norm(r, axis=0) / bnorm
+
+
+def _residual(theta, omega, ridge, alpha, y) -> np.ndarray:
+    b = jnp.linalg.norm(y, axis=0)
+    r = y - _theta_matvec(theta, omega, ridge, alpha)
+    return np.asarray(_relative(r, jnp.where(b > 0, b, 1.0)), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------- dense
+
+
+def solve_dense(theta: Any, Y: Any, omega: Any, *, ridge: float) -> SolveResult:
+    r"""Per-class Cholesky solve of :math:`(K_c + \rho I)\alpha_c = y_c`.
+
+    A wrapper of :func:`~nftk_jax._krr.krr_fit` (batched Cholesky with jitter
+    escalation) that reports the relative residuals of the un-jittered systems.
+
+    Args:
+        theta: ``(L, n, n)`` training kernels.
+        Y: ``(n, d)`` float targets.
+        omega: ``(d, L)`` non-negative layer weights.
+        ridge: :math:`\rho > 0`.
+
+    Returns:
+        A :class:`SolveResult` with ``iterations=0``.
+    """
+    rho = check_ridge(ridge)
+    dtype = resolve_dtype(None)
+    th, yy, om = _check_system(theta, Y, omega, dtype)
+    sol = krr_fit(th, yy, om, ridge=rho)
+    alpha = jnp.asarray(sol.alpha, dtype)
+    return SolveResult(alpha, 0, _residual(th, om, rho, alpha, yy), float(sol.jitter))
+
+
+# ------------------------------------------------------------------------------ CG
+
+
+class _CGState(NamedTuple):
+    k: jax.Array  # () int: iterations done
+    x: jax.Array  # (n, d): iterate
+    r: jax.Array  # (n, d): residual b - A x (recursively updated)
+    p: jax.Array  # (n, d): search directions
+    rz: jax.Array  # (d,): r^T M^{-1} r
+    active: jax.Array  # (d,) bool: class not converged yet
+    rel: jax.Array  # (d,): ||r|| / ||b||
+
+
+def _precondition(pre, r):
+    return r if pre is None else _apply_nystrom(*pre, r)
+
+
+def _cg_init(ax0, b, x0, tol, pre):
+    bnorm = jnp.linalg.norm(b, axis=0)
+    bnorm = jnp.where(bnorm > 0, bnorm, 1.0)
+    r = b - ax0
+    z = _precondition(pre, r)
+    rel = _relative(r, bnorm)
+    state = _CGState(jnp.asarray(0), x0, r, z, jnp.sum(r * z, axis=0), rel > tol, rel)
+    return state, bnorm
+
+
+def _cg_update(state: _CGState, ap, bnorm, tol, pre) -> _CGState:
+    """One batched CG step given ``ap = A p``; converged classes are frozen."""
+    k, x, r, p, rz, active, _ = state
+    pap = jnp.sum(p * ap, axis=0)
+    step = active & (pap > 0)  # pap <= 0 only on breakdown: stop that class
+    a = jnp.where(step, rz / jnp.where(step, pap, 1.0), 0.0)
+    x = x + a * p
+    r = r - a * ap
+    rel = _relative(r, bnorm)
+    z = _precondition(pre, r)
+    rz_new = jnp.sum(r * z, axis=0)
+    beta = jnp.where(step, rz_new / jnp.where(rz != 0, rz, 1.0), 0.0)
+    p = z + beta * p
+    return _CGState(k + 1, x, r, p, rz_new, step & (rel > tol), rel)
+
+
+_cg_update_jit = jax.jit(_cg_update)
+
+
+@functools.partial(jax.jit, static_argnames="formed")
+def _cg_cached(op, ridge, b, x0, tol, maxiter, pre, *, formed: bool):
+    if formed:
+        matvec = functools.partial(_kernel_matvec, op, ridge)
+    else:
+        matvec = functools.partial(_theta_matvec, op[0], op[1], ridge)
+    state, bnorm = _cg_init(matvec(x0), b, x0, tol, pre)
+
+    def cond(s):
+        return (s.k < maxiter) & jnp.any(s.active)
+
+    def body(s):
+        return _cg_update(s, matvec(s.p), bnorm, tol, pre)
+
+    return jax.lax.while_loop(cond, body, state)
+
+
+def _warn_unconverged(rel: np.ndarray, tol: float, iterations: int, default: bool):
+    if default and np.any(rel > tol):
+        warnings.warn(
+            f"CG stopped after {iterations} iterations with relative residual "
+            f"{rel.max():.3g} > tol={tol:g}; pass a preconditioner, a larger maxiter "
+            "or a larger ridge.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def solve_cg(
+    theta: Any,
+    Y: Any,
+    omega: Any,
+    *,
+    ridge: float,
+    x0: Any = None,
+    tol: float = 1e-8,
+    maxiter: int | None = None,
+    preconditioner: NystromPreconditioner | None = None,
+    form_kernels: bool | None = None,
+    memory_budget: int | None = None,
+) -> SolveResult:
+    r"""Conjugate gradients for all ``d`` class systems at once, cached kernels.
+
+    Solves :math:`(K_c + \rho I)\alpha_c = y_c`, :math:`K_c = \sum_l \Omega_{cl}
+    \Theta_l`, with (preconditioned) CG run on the ``d`` columns in lock-step in one
+    jitted ``while_loop``. Class ``c`` stops updating once
+    :math:`\|y_c - (K_c+\rho I)\alpha_c\| \le \mathrm{tol}\,\|y_c\|`; the loop ends
+    when every class has converged or after ``maxiter`` iterations.
+
+    Each iteration costs one product with every :math:`K_c`: from the ``(d, n, n)``
+    kernels formed once per call (:math:`d n^2` flops per iteration) when they fit
+    ``memory_budget``, otherwise from the layerwise kernels
+    (:math:`L d n^2` flops, no extra memory).
+
+    Args:
+        theta: ``(L, n, n)`` training kernels.
+        Y: ``(n, d)`` float targets.
+        omega: ``(d, L)`` non-negative layer weights.
+        ridge: :math:`\rho > 0`.
+        x0: ``(n, d)`` starting point, e.g. the solution for a nearby
+            :math:`\Omega`; ``None``: zeros.
+        tol: relative residual target, > 0.
+        maxiter: iteration cap, >= 1; ``None``: ``10 n`` (and a warning if it is
+            reached).
+        preconditioner: a :class:`NystromPreconditioner` or ``None``.
+        form_kernels: form ``(d, n, n)`` once (faster per iteration); ``None``:
+            when :math:`8 d n^2` bytes fit ``memory_budget``.
+        memory_budget: bytes; default half of physical RAM.
+
+    Returns:
+        A :class:`SolveResult`; ``residual`` is the true relative residual of the
+        returned ``alpha`` (recomputed, not the recursively updated one).
+    """
+    rho = check_ridge(ridge)
+    tol = check_positive_float(tol, "tol")
+    dtype = resolve_dtype(None)
+    th, yy, om = _check_system(theta, Y, omega, dtype)
+    n, d = yy.shape
+    iters = _check_maxiter(maxiter, n)
+    x = _check_x0(x0, (n, d), dtype)
+    pre = _check_preconditioner(preconditioner, n, dtype)
+    if form_kernels is None:
+        form_kernels = dtype.itemsize * d * n * n <= _budget(memory_budget)
+    op = _form_kernels(th, om) if form_kernels else (th, om)
+    state = _cg_cached(
+        op,
+        jnp.asarray(rho, dtype),
+        yy,
+        x,
+        jnp.asarray(tol, dtype),
+        jnp.asarray(iters),
+        pre,
+        formed=bool(form_kernels),
+    )
+    del op
+    rel = _residual(th, om, rho, state.x, yy)
+    k = int(state.k)
+    _warn_unconverged(np.asarray(state.rel), tol, k, maxiter is None)
+    return SolveResult(state.x, k, rel, 0.0)
+
+
+def solve_cg_matrix_free(
+    spec: MLP,
+    x: Any,
+    Y: Any,
+    omega: Any,
+    *,
+    ridge: float,
+    x0: Any = None,
+    tol: float = 1e-6,
+    maxiter: int | None = None,
+    preconditioner: NystromPreconditioner | None = None,
+    block_size: int | None = None,
+    memory_budget: int | None = None,
+    dtype: Any = None,
+    devices: Any = None,
+    progress: bool = False,
+) -> SolveResult:
+    r"""Batched CG where every product is streamed over kernel tiles.
+
+    The same iteration as :func:`solve_cg`, but
+    :math:`\sum_l \Omega_{cl}\Theta_l(X, X) v_c` is computed by
+    :func:`~nftk_jax._kernels.layerwise_matvec` tile by tile, so memory is
+    :math:`O(n d)` plus one tile and each iteration recomputes the kernels
+    (:math:`O(L n^2)` kernel evaluations). Use it when :func:`plan_solver` says
+    ``'cg_matrix_free'``.
+
+    Args:
+        spec: the architecture.
+        x: ``(n, m)`` training inputs.
+        Y: ``(n, d)`` float targets.
+        omega: ``(d, L)`` non-negative layer weights, ``L = spec.depth``.
+        ridge: :math:`\rho > 0`.
+        x0: ``(n, d)`` warm start or ``None``.
+        tol: relative residual target, > 0.
+        maxiter: iteration cap, >= 1; ``None``: ``10 n``.
+        preconditioner: a :class:`NystromPreconditioner` (build it with
+            ``nystrom_preconditioner(None, omega, spec=spec, x=x, ...)``) or ``None``.
+        block_size, memory_budget, dtype, devices: tiling, as in
+            :func:`~nftk_jax._kernels.layerwise_matvec`.
+        progress: show a progress bar over CG iterations.
+
+    Returns:
+        A :class:`SolveResult`; ``residual`` is the recursively updated relative
+        residual (equal to the true one in exact arithmetic; recomputing it would
+        cost another full pass over the kernels).
+    """
+    if not isinstance(spec, MLP):
+        raise TypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
+    rho = check_ridge(ridge)
+    tol = check_positive_float(tol, "tol")
+    dt = resolve_dtype(dtype)
+    xx = check_inputs(x, "x")
+    n = xx.shape[0]
+    yy = np.asarray(Y)
+    if yy.ndim != 2 or yy.shape[0] != n:
+        raise ValueError(
+            f"Y must be an (n, d) = ({n}, d) target matrix, got shape {yy.shape}."
+        )
+    if not np.all(np.isfinite(yy)):
+        raise ValueError("Y contains NaN or inf.")
+    om = check_omega(omega, n_classes=yy.shape[1], depth=spec.depth)
+    d = yy.shape[1]
+    iters = _check_maxiter(maxiter, n)
+    xs = _check_x0(x0, (n, d), dt)
+    pre = _check_preconditioner(preconditioner, n, dt)
+    b = jnp.asarray(yy, dt)
+    tiling = dict(
+        omega=om, block_size=block_size, memory_budget=memory_budget, dtype=dt,
+        devices=devices,
+    )  # fmt: skip
+
+    def matvec(v):
+        return layerwise_matvec(spec, xx, v, **tiling) + rho * v
+
+    tol_a = jnp.asarray(tol, dt)
+    ax0 = jnp.zeros_like(b) if x0 is None else matvec(xs)
+    state, bnorm = _cg_init(ax0, b, xs, tol_a, pre)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=iters, desc="CG", unit="it")
+    while int(state.k) < iters and bool(jnp.any(state.active)):
+        state = _cg_update_jit(state, matvec(state.p), bnorm, tol_a, pre)
+        if bar is not None:
+            bar.update()
+            bar.set_postfix(residual=f"{float(jnp.max(state.rel)):.2e}")
+    if bar is not None:
+        bar.close()
+    rel = np.asarray(state.rel, dtype=np.float64)
+    k = int(state.k)
+    _warn_unconverged(rel, tol, k, maxiter is None)
+    return SolveResult(state.x, k, rel, 0.0)
+
+
+# ------------------------------------------------------------------ preconditioner
+
+
+@functools.partial(jax.jit, static_argnames="rank")
+def _pivoted_cholesky(theta, w, *, rank: int):
+    r"""Greedy partial Cholesky :math:`\bar K \approx F F^\top`, ``F (n, rank)``.
+
+    Step ``j`` pivots on the largest remaining diagonal entry of
+    :math:`\bar K - F F^\top`; a pivot below ``1e-14`` of the largest diagonal
+    contributes a zero column (the kernel's numerical rank is reached).
+    """
+    n = theta.shape[-1]
+    diag = jnp.einsum("l,lii->i", w, theta)
+    floor = 1e-14 * jnp.max(diag)
+
+    def body(j, s):
+        f, dg, piv = s
+        i = jnp.argmax(dg)
+        row = w @ jax.lax.dynamic_index_in_dim(theta, i, axis=1, keepdims=False)
+        col = row - f @ f[i]
+        ok = dg[i] > floor
+        col = jnp.where(ok, col / jnp.sqrt(jnp.where(ok, dg[i], 1.0)), 0.0)
+        f = f.at[:, j].set(col)
+        dg = jnp.maximum(dg - col * col, 0.0).at[i].set(0.0)
+        return f, dg, piv.at[j].set(i)
+
+    piv = jnp.zeros(rank, dtype=jnp.argmax(diag).dtype)
+    init = (jnp.zeros((n, rank), theta.dtype), diag, piv)
+    f, _, piv = jax.lax.fori_loop(0, rank, body, init)
+    return f, piv
+
+
+def _nystrom_factor(c, landmarks):
+    r""":math:`F = C W^{-1/2}` from landmark columns ``C (n, m)``, ``W = C[S]``.
+
+    Eigenvalues of ``W`` below ``1e-12`` of the largest are dropped (zero columns).
+    """
+    w = c[landmarks]
+    w = 0.5 * (w + w.T)
+    ev, vec = jnp.linalg.eigh(w)
+    keep = ev > 1e-12 * jnp.max(ev)
+    scale = jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, ev, 1.0)), 0.0)
+    return c @ (vec * scale)
+
+
+def nystrom_preconditioner(
+    theta: Any,
+    omega: Any,
+    *,
+    ridge: float,
+    rank: int = 100,
+    seed: int = 0,
+    spec: MLP | None = None,
+    x: Any = None,
+    landmarks: str | None = None,
+    dtype: Any = None,
+    block_size: int | None = None,
+    memory_budget: int | None = None,
+    devices: Any = None,
+) -> NystromPreconditioner:
+    r"""Rank-``m`` Nyström preconditioner of the mean kernel, shared by all classes.
+
+    The mean kernel :math:`\bar K = \frac1d \sum_c K_c = \sum_l \bar\omega_l
+    \Theta_l`, :math:`\bar\omega = \frac1d \sum_c \Omega_{c,:}`, is approximated from
+    ``m`` landmark columns :math:`C = \bar K_{:,S}`:
+    :math:`\hat K = C\,\bar K_{SS}^{+} C^\top = F F^\top`. With the thin SVD
+    :math:`F = U \Sigma V^\top`, :math:`\hat K = U \Sigma^2 U^\top` and the
+    preconditioner applies :math:`(\hat K + \rho I)^{-1}` by Woodbury in
+    :math:`O(n m)` per column.
+
+    Landmarks:
+
+    * ``'greedy'`` (default with ``theta``): pivoted Cholesky, each landmark the
+      point worst explained by the previous ones; needs the cached kernels.
+    * ``'uniform'`` (default and only choice with ``spec``/``x``): ``m`` points drawn
+      without replacement with ``seed``; their columns come from
+      ``layerwise_kernels(spec, x, x[S])``, so no ``(n, n)`` kernel is formed.
+
+    Args:
+        theta: ``(L, n, n)`` cached kernels, or ``None`` with ``spec`` and ``x``.
+        omega: ``(d, L)`` non-negative layer weights.
+        ridge: :math:`\rho > 0`, the ridge of the systems to precondition.
+        rank: number of landmarks ``m >= 1`` (clipped to ``n``).
+        seed: seed of the uniform landmark draw.
+        spec: the architecture (matrix-free mode).
+        x: ``(n, m)`` training inputs (matrix-free mode).
+        landmarks: ``'greedy'``, ``'uniform'`` or ``None`` for the default.
+        dtype, block_size, memory_budget, devices: kernel evaluation in
+            matrix-free mode, as in :func:`~nftk_jax._kernels.layerwise_kernels`.
+
+    Returns:
+        A :class:`NystromPreconditioner` to pass as ``preconditioner=``.
+    """
+    rho = check_ridge(ridge)
+    rank = check_positive_int(rank, "rank")
+    free = theta is None
+    if free == (spec is None or x is None):
+        raise ValueError(
+            "pass either theta (cached kernels) or both spec and x (matrix-free), "
+            "not both and not neither."
+        )
+    if landmarks is None:
+        landmarks = "uniform" if free else "greedy"
+    if landmarks not in ("greedy", "uniform"):
+        raise ValueError(f"landmarks must be 'greedy' or 'uniform', got {landmarks!r}.")
+    if free and landmarks == "greedy":
+        raise ValueError(
+            "landmarks='greedy' needs the cached kernels (theta); use "
+            "landmarks='uniform' with spec and x."
+        )
+    if free:
+        if not isinstance(spec, MLP):
+            raise TypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
+        dt = resolve_dtype(dtype)
+        xx = check_inputs(x, "x")
+        n, depth = xx.shape[0], spec.depth
+    else:
+        dt = resolve_dtype(None)
+        th = jnp.asarray(theta, dt)
+        if th.ndim != 3 or th.shape[1] != th.shape[2]:
+            raise ValueError(
+                f"theta must be the (L, n, n) training kernels, got shape {th.shape}."
+            )
+        depth, n = th.shape[0], th.shape[1]
+    om = np.asarray(omega, dtype=np.float64)
+    n_classes = om.shape[0] if om.ndim == 2 else 1
+    om = check_omega(om, n_classes=n_classes, depth=depth)
+    w = jnp.asarray(om.mean(axis=0), dt)
+    m = min(rank, n)
+    if landmarks == "greedy":
+        f, piv = _pivoted_cholesky(th, w, rank=m)
+        idx = np.asarray(piv, dtype=np.int64)
+    else:
+        idx = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+        if free:
+            cols = layerwise_kernels(
+                spec,
+                xx,
+                xx[idx],
+                dtype=dt,
+                block_size=block_size,
+                memory_budget=memory_budget,
+                devices=devices,
+            )
+        else:
+            cols = th[:, :, idx]
+        c = jnp.einsum("l,lij->ij", w, jnp.asarray(cols, dt))
+        f = _nystrom_factor(c, jnp.asarray(idx))
+    u, sv, _ = jnp.linalg.svd(f, full_matrices=False)
+    return NystromPreconditioner(u, sv * sv, rho, idx)
