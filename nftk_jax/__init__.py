@@ -18,6 +18,15 @@ from ._mkl import NFTKResult as NFTKResult
 from ._mkl import fit_mkl as fit_mkl
 from ._mkl import fit_mkl_kernels as fit_mkl_kernels
 from ._objectives import OBJECTIVES as OBJECTIVES
+from ._ridge import RidgeSelection as RidgeSelection
+from ._ridge import select_ridge as select_ridge
+from ._solvers import NystromPreconditioner as NystromPreconditioner
+from ._solvers import SolveResult as SolveResult
+from ._solvers import nystrom_preconditioner as nystrom_preconditioner
+from ._solvers import plan_solver as plan_solver
+from ._solvers import solve_cg as solve_cg
+from ._solvers import solve_cg_matrix_free as solve_cg_matrix_free
+from ._solvers import solve_dense as solve_dense
 from ._spec import ACTIVATIONS as ACTIVATIONS
 from ._spec import MLP as MLP
 from ._spec import Network as Network

@@ -97,7 +97,7 @@ def _apply_nystrom(basis, eigvals, ridge, r):
 # --------------------------------------------------------------------------- checks
 
 
-def _check_system(theta: Any, y: Any, omega: Any, dtype: np.dtype):
+def check_system(theta: Any, y: Any, omega: Any, dtype: np.dtype):
     """``theta (L, n, n)``, ``y (n, d)``, ``omega (d, L)`` as arrays of ``dtype``."""
     th = jnp.asarray(theta)
     if th.ndim != 3 or th.shape[1] != th.shape[2]:
@@ -270,7 +270,7 @@ def solve_dense(theta: Any, Y: Any, omega: Any, *, ridge: float) -> SolveResult:
     """
     rho = check_ridge(ridge)
     dtype = resolve_dtype(None)
-    th, yy, om = _check_system(theta, Y, omega, dtype)
+    th, yy, om = check_system(theta, Y, omega, dtype)
     sol = krr_fit(th, yy, om, ridge=rho)
     alpha = jnp.asarray(sol.alpha, dtype)
     return SolveResult(alpha, 0, _residual(th, om, rho, alpha, yy), float(sol.jitter))
@@ -398,7 +398,7 @@ def solve_cg(
     rho = check_ridge(ridge)
     tol = check_positive_float(tol, "tol")
     dtype = resolve_dtype(None)
-    th, yy, om = _check_system(theta, Y, omega, dtype)
+    th, yy, om = check_system(theta, Y, omega, dtype)
     n, d = yy.shape
     iters = _check_maxiter(maxiter, n)
     x = _check_x0(x0, (n, d), dtype)
