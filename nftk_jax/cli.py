@@ -1,0 +1,579 @@
+"""The ``nftk`` command line.
+
+Subcommands:
+
+* ``nftk fit``: infinite-width NFT-K with a learned Omega (default: the embedded
+  MNIST-5k, ReLU, L = 10); prints the accuracy of the learned Omega next to the best
+  single depth and the uniform mix, the sparsity and the time; writes a run
+  directory.
+* ``nftk compare``: finite- versus infinite-width networks across widths.
+* ``nftk figures RUN_DIR``: the paper's Fig. 2 and the Omega trajectory from a run.
+* ``nftk reproduce --dataset mnist|imdb``: the paper's Table 1 configuration.
+
+Every run directory holds ``config.json``, ``metrics.json``, ``omega.npy`` and PNG
+figures. Bad input is a one-line ``nftk: error: ...`` on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+DATASETS = ("mnist5k", "digits", "mnist", "fashion_mnist", "idx", "imdb_reviews")
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str):  # noqa: D102
+        hint = f" (see `{self.prog} --help`)"
+        self.exit(2, f"nftk: error: {' '.join(message.split())}{hint}\n")
+
+
+# -- argument parsing -------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    v = _positive_float(text)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
+    return v
+
+
+def _ridge(text: str) -> float | str:
+    if text in ("loo", "gcv"):
+        return text
+    return _positive_float(text)
+
+
+def _add_data_args(p: argparse.ArgumentParser, *, default: str = "mnist5k") -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--dataset",
+        default=default,
+        choices=DATASETS,
+        help="mnist5k: the embedded 5,000-image MNIST subset (no network needed); "
+        "digits: scikit-learn's 8x8 digits; mnist, fashion_mnist, imdb_reviews: "
+        "tensorflow-datasets (needs --data-dir or TFDS_DATA_DIR); idx: MNIST-format "
+        "IDX files in --data-dir (default: %(default)s)",
+    )
+    g.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="prepared tensorflow-datasets directory, or IDX directory",
+    )
+    g.add_argument(
+        "--n-train",
+        type=_positive_int,
+        default=None,
+        help="training examples (default: 4000 for mnist5k, all otherwise)",
+    )
+    g.add_argument(
+        "--n-test",
+        type=_positive_int,
+        default=None,
+        help="test examples (default: 1000 for mnist5k, all otherwise)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="shuffle/split seed (default 0)")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--depth",
+        type=int,
+        default=10,
+        help="hidden layers L, one readout each (default: %(default)s)",
+    )
+    g.add_argument("--activation", default="relu", help="activation (default: relu)")
+    g.add_argument(
+        "--w-std",
+        type=float,
+        default=2.0**0.5,
+        help="hidden weight std (default: sqrt 2)",
+    )
+    g.add_argument(
+        "--b-std",
+        type=float,
+        default=0.1,
+        help="hidden bias std (default: %(default)s)",
+    )
+    g.add_argument("--parameterization", default="ntk", choices=("ntk", "standard"))
+    g.add_argument(
+        "--ridge",
+        type=_ridge,
+        default=None,
+        help="KRR ridge lambda > 0, or 'loo'/'gcv' to select it "
+        "(default: 1e-3 x mean kernel diagonal)",
+    )
+    g.add_argument(
+        "--float32", action="store_true", help="compute in float32 (default: float64)"
+    )
+
+
+def _add_out_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs"),
+        help="parent directory of run directories (default: %(default)s)",
+    )
+    p.add_argument(
+        "--name",
+        default=None,
+        help="run directory name (default: <command>-<dataset>-L<depth>)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nftk",
+        description="NFT-K: layerwise neural tangent kernels with a learned per-class "
+        "mixture. Start with `nftk fit` (runs on the embedded MNIST-5k data).",
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    fit = sub.add_parser(
+        "fit",
+        help="infinite-width NFT-K with a learned Omega",
+        description="Fit infinite-width NFT-K: layerwise NTKs, Theorem-1 kernel ridge "
+        "regression, and Omega learned by projected gradient. Prints test accuracy "
+        "of the learned Omega, the best single depth and the uniform mix.",
+    )
+    _add_data_args(fit)
+    _add_model_args(fit)
+    g = fit.add_argument_group("Omega learning")
+    g.add_argument(
+        "--objective",
+        default="val_mse",
+        choices=("val_mse", "train_mse", "krr_dual"),
+        help="val_mse: held-out loss (well posed); train_mse / krr_dual "
+        "need a bounded constraint (default: %(default)s)",
+    )
+    g.add_argument(
+        "--constraint",
+        default="simplex",
+        choices=("simplex", "nonneg", "l1_ball", "box"),
+        help="feasible set for each class's Omega row; simplex gives "
+        "exact zeros (default: %(default)s)",
+    )
+    g.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=100,
+        help="maximum Omega steps (default: %(default)s)",
+    )
+    g.add_argument(
+        "--tol",
+        type=_positive_float,
+        default=1e-5,
+        help="stop when the relative objective change is below this "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--solver",
+        default="auto",
+        choices=("auto", "dense", "cg", "cg_matrix_free"),
+        help="linear solver (default: planner picks)",
+    )
+    g.add_argument(
+        "--normalize",
+        default="trace",
+        choices=("trace", "none"),
+        help="scale each layer kernel by its mean training diagonal before mixing, "
+        "so Omega measures importance, not kernel size (default: %(default)s)",
+    )
+    g.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=0.2,
+        help="share of the training set held out (stratified, seeded) to learn "
+        "Omega with val_mse (default: %(default)s)",
+    )
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh: by default an interrupted run in the same run "
+        "directory resumes from its checkpoint",
+    )
+    _add_out_args(fit)
+
+    cmp_ = sub.add_parser(
+        "compare",
+        help="finite- vs infinite-width networks across widths",
+        description="Train the finite NFT-K network at several widths and compare its "
+        "test predictions with the infinite-width Theorem-1 predictions.",
+    )
+    _add_data_args(cmp_, default="digits")
+    _add_model_args(cmp_)
+    cmp_.add_argument(
+        "--widths",
+        type=_positive_int,
+        nargs="+",
+        default=[64, 256, 1024],
+        help="widths (default: 64 256 1024)",
+    )
+    cmp_.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="network seeds (default: 0)"
+    )
+    cmp_.add_argument(
+        "--train-steps",
+        type=_positive_int,
+        default=500,
+        help="gradient steps per network (default: %(default)s)",
+    )
+    cmp_.add_argument(
+        "--omega",
+        type=Path,
+        default=None,
+        help="omega.npy from a fit run (default: uniform 1/L)",
+    )
+    _add_out_args(cmp_)
+
+    fig = sub.add_parser(
+        "figures",
+        help="the paper's Fig. 2 heatmaps and Omega trajectory from a saved run",
+        description="Draw row-normalised Omega, Omega_n^T Omega_n and Omega_n "
+        "Omega_n^T heatmaps (and the Omega trajectory when saved) into RUN_DIR.",
+    )
+    fig.add_argument("run_dir", type=Path, help="a directory written by `nftk fit`")
+
+    rep = sub.add_parser(
+        "reproduce",
+        help="the paper's Table 1 configuration (needs the data set locally)",
+        description="Run the paper's configuration: MNIST (L = 10 and 20) or IMDB "
+        "(GPT-2 token-embedding features, L = 5 and 10).",
+    )
+    rep.add_argument("--dataset", required=True, choices=("mnist", "imdb"))
+    rep.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="prepared tensorflow-datasets directory (or TFDS_DATA_DIR)",
+    )
+    rep.add_argument(
+        "--gpt2-dir",
+        type=Path,
+        default=None,
+        help="local directory with GPT-2 tokenizer.json and model.safetensors (imdb)",
+    )
+    rep.add_argument(
+        "--n-train",
+        type=_positive_int,
+        default=5000,
+        help="training examples, from the start of the split (default: %(default)s; "
+        "the cached kernels and solves need about (1.7 L + d) n^2 x 8 bytes)",
+    )
+    rep.add_argument(
+        "--n-test",
+        type=_positive_int,
+        default=2000,
+        help="test examples, from the start of the split (default: %(default)s)",
+    )
+    rep.add_argument("--steps", type=_positive_int, default=100)
+    _add_out_args(rep)
+    return parser
+
+
+# -- shared helpers ---------------------------------------------------------------
+def _setup_jax(float32: bool) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import jax
+
+    if not float32:
+        jax.config.update("jax_enable_x64", True)
+
+
+def _load_data(args) -> Any:
+    from . import data
+
+    name = args.dataset
+    if name == "mnist5k":
+        return data.load_mnist5k(
+            n_train=args.n_train or 4000, n_test=args.n_test or 1000, seed=args.seed
+        )
+    if name == "digits":
+        ds = data.load_digits(seed=args.seed)
+    elif name == "idx":
+        if args.data_dir is None:
+            raise CLIError("--dataset idx needs --data-dir pointing at IDX files")
+        ds = data.load_idx_dataset(args.data_dir)
+    elif name in ("mnist", "fashion_mnist"):
+        ds = data.load_tfds(
+            name,
+            data_dir=None if args.data_dir is None else str(args.data_dir),
+            n_train=args.n_train,
+            n_test=args.n_test,
+        )
+    else:
+        raise CLIError(
+            f"--dataset {name} gives raw text; use `nftk reproduce --dataset imdb`"
+        )
+    return _subsample(ds, args.n_train, args.n_test)
+
+
+def _subsample(ds, n_train, n_test):
+    if n_train is not None and n_train < len(ds.x_train):
+        ds = ds._replace(x_train=ds.x_train[:n_train], y_train=ds.y_train[:n_train])
+    if n_test is not None and n_test < len(ds.x_test):
+        ds = ds._replace(x_test=ds.x_test[:n_test], y_test=ds.y_test[:n_test])
+    return ds
+
+
+def _spec(args):
+    from ._spec import MLP
+
+    return MLP(
+        depth=args.depth,
+        activation=args.activation,
+        W_std=args.w_std,
+        b_std=args.b_std,
+        parameterization=args.parameterization,
+    )
+
+
+def _run_dir(args, command: str) -> Path:
+    from ._io import ensure_writable_dir
+
+    ensure_writable_dir(args.out, "--out")
+    depth = getattr(args, "depth", None)
+    name = args.name or f"{command}-{args.dataset}" + (f"-L{depth}" if depth else "")
+    return ensure_writable_dir(Path(args.out) / name, "--out/--name")
+
+
+# -- subcommands ------------------------------------------------------------------
+def _fit_one(args, spec, ds, run: Path) -> dict:
+    import jax.numpy as jnp
+
+    from ._experiment import run_fit
+
+    return run_fit(
+        spec,
+        ds,
+        run,
+        ridge=args.ridge,
+        objective=args.objective,
+        constraint=args.constraint,
+        steps=args.steps,
+        tol=args.tol,
+        solver=args.solver,
+        normalize=args.normalize,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+        dtype=jnp.float32 if args.float32 else None,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        log=lambda line: print(f"[nftk] {line}", file=sys.stderr, flush=True),
+    )
+
+
+def _summary(m: dict, run: Path, elapsed: float) -> str:
+    acc = m["accuracy"]
+    t = m["timings_s"]
+    lines = [
+        f"test accuracy  learned Omega      {100 * acc['learned_omega']:6.2f} %",
+        f"               best single depth  {100 * acc['best_single_depth']:6.2f} %"
+        f"  (layer {acc['best_depth']})",
+        f"               uniform Omega      {100 * acc['uniform_omega']:6.2f} %",
+        f"sparsity       {100 * m['sparsity']:.1f} % of Omega entries are exactly 0",
+        f"Omega steps    {m['n_steps']} (converged: {m['converged']})",
+        f"time           {elapsed:.1f} s total: kernels {t['kernels_s']:.1f} s, "
+        f"Omega learning {t['omega_learning_s']:.1f} s",
+        f"results        {run}",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_fit(args) -> int:
+    t0 = time.perf_counter()
+    spec = _spec(args)
+    ds = _load_data(args)
+    run = _run_dir(args, "fit")
+    metrics = _fit_one(args, spec, ds, run)
+    print(_summary(metrics, run, time.perf_counter() - t0))
+    return 0
+
+
+def cmd_figures(args) -> int:
+    import numpy as np
+
+    from ._figures import plot_omega_heatmaps, plot_omega_trajectory
+
+    run = args.run_dir
+    omega_path = run / "omega.npy"
+    if not omega_path.is_file():
+        raise CLIError(f"{run} has no omega.npy; pass a directory written by nftk fit")
+    omega = np.load(omega_path, allow_pickle=False)
+    config = {}
+    if (run / "config.json").is_file():
+        config = json.loads((run / "config.json").read_text())
+    classes = config.get("classes")
+    plot_omega_heatmaps(
+        omega, run / "fig2_omega.png", class_names=classes, title=config.get("title")
+    )
+    written = [run / "fig2_omega.png"]
+    traj_path = run / "omega_trajectory.npy"
+    if traj_path.is_file():
+        traj = np.load(traj_path, allow_pickle=False)
+        objective = None
+        if (run / "metrics.json").is_file():
+            objective = (
+                json.loads((run / "metrics.json").read_text())
+                .get("history", {})
+                .get("objective")
+            )
+        plot_omega_trajectory(traj, run / "omega_trajectory.png", objective=objective)
+        written.append(run / "omega_trajectory.png")
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    raise CLIError("nftk compare is not available in this build")
+
+
+#: The paper's Table 1 (test accuracy of the trained finite NFT-K MLP).
+PAPER_TABLE1 = {
+    ("mnist", 10): 0.9725,
+    ("mnist", 20): 0.9523,
+    ("imdb", 5): 0.864,
+    ("imdb", 10): 0.867,
+}
+
+
+def _reproduce_data(args):
+    from . import data
+
+    data_dir = None if args.data_dir is None else str(args.data_dir)
+    if args.dataset == "mnist":
+        return data.load_tfds(
+            "mnist", data_dir=data_dir, n_train=args.n_train, n_test=args.n_test
+        )
+    if args.gpt2_dir is None:
+        raise CLIError(
+            "--dataset imdb needs --gpt2-dir: a folder with GPT-2's tokenizer.json "
+            "and model.safetensors (e.g. a local copy of the 'gpt2' hub repository)"
+        )
+    emb = data.load_gpt2_embedding(args.gpt2_dir)
+    return data.load_tfds(
+        "imdb_reviews",
+        data_dir=data_dir,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        text_embedding=emb,
+    )
+
+
+def cmd_reproduce(args) -> int:
+    from ._io import write_json
+    from ._spec import MLP
+
+    t0 = time.perf_counter()
+    ds = _reproduce_data(args)
+    depths = (10, 20) if args.dataset == "mnist" else (5, 10)
+    base = _run_dir(args, "reproduce")
+    rows = []
+    for depth in depths:
+        run_args = argparse.Namespace(
+            ridge=None,
+            objective="val_mse",
+            constraint="simplex",
+            steps=args.steps,
+            tol=1e-5,
+            solver="auto",
+            normalize="trace",
+            validation_fraction=0.2,
+            seed=0,
+            float32=False,
+            overwrite=False,
+            no_progress=args.no_progress,
+        )
+        m = _fit_one(run_args, MLP(depth=depth), ds, base / f"L{depth}")
+        rows.append(
+            {
+                "depth": depth,
+                "paper_finite_nftk": PAPER_TABLE1[(args.dataset, depth)],
+                "learned_omega": m["accuracy"]["learned_omega"],
+                "uniform_omega": m["accuracy"]["uniform_omega"],
+                "best_single_depth": m["accuracy"]["best_single_depth"],
+                "sparsity": m["sparsity"],
+            }
+        )
+    write_json(base / "table1.json", {"dataset": args.dataset, "rows": rows})
+    print(
+        f"{'depth':>5}  {'paper':>7}  {'learned':>7}  {'uniform':>7}  "
+        f"{'best l':>7}  {'zeros':>6}"
+    )
+    for r in rows:
+        print(
+            f"{r['depth']:>5}  {100 * r['paper_finite_nftk']:6.2f}%  "
+            f"{100 * r['learned_omega']:6.2f}%  {100 * r['uniform_omega']:6.2f}%  "
+            f"{100 * r['best_single_depth']:6.2f}%  {100 * r['sparsity']:5.1f}%"
+        )
+    print(f"time {time.perf_counter() - t0:.1f} s; results in {base}")
+    return 0
+
+
+_COMMANDS = {
+    "fit": cmd_fit,
+    "figures": cmd_figures,
+    "compare": cmd_compare,
+    "reproduce": cmd_reproduce,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if hasattr(args, "float32"):
+            _setup_jax(args.float32)
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(
+            "nftk: interrupted; rerun the same command with --resume to continue",
+            file=sys.stderr,
+        )
+        return 130
+    except (CLIError, ValueError, TypeError, FileNotFoundError, ImportError) as e:
+        msg = " ".join(str(e).split())
+        print(f"nftk: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

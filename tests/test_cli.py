@@ -1,0 +1,254 @@
+"""The ``nftk`` command line, end to end on small slices."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from nftk_jax.cli import main
+
+SMALL_FIT = [
+    "fit",
+    "--dataset",
+    "digits",
+    "--n-train",
+    "160",
+    "--n-test",
+    "80",
+    "--depth",
+    "3",
+    "--steps",
+    "6",
+    "--no-progress",
+]
+
+
+def _png_has_content(path: Path) -> None:
+    img = matplotlib.image.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    assert float(np.std(img[..., :3])) > 0.01, f"{path} looks blank"
+
+
+@pytest.fixture(scope="module")
+def fit_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    rc = main([*SMALL_FIT, "--out", str(out), "--name", "small"])
+    return rc, out / "small"
+
+
+def test_fit_end_to_end(fit_run, capsys):
+    rc, run = fit_run
+    assert rc == 0
+    for name in (
+        "config.json",
+        "metrics.json",
+        "omega.npy",
+        "omega_raw.npy",
+        "omega_trajectory.npy",
+        "fig2_omega.png",
+    ):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    acc = metrics["accuracy"]
+    assert set(acc) >= {"learned_omega", "uniform_omega", "best_single_depth"}
+    assert len(acc["single_depth"]) == 3
+    assert acc["best_single_depth"] == max(acc["single_depth"])
+    assert all(0.5 < a <= 1.0 for a in acc["single_depth"])  # 10 classes: chance 0.1
+    assert 0.0 <= metrics["sparsity"] <= 1.0
+    omega = np.load(run / "omega.npy", allow_pickle=False)
+    assert omega.shape == (10, 3) and np.all(omega >= 0)
+    assert np.allclose(omega.sum(axis=1), 1.0)  # default constraint: simplex
+    config = json.loads((run / "config.json").read_text())
+    assert config["spec"]["depth"] == 3 and len(config["data_sha256"]) == 64
+    _png_has_content(run / "fig2_omega.png")
+
+
+def test_figures_from_saved_run(fit_run, capsys):
+    _, run = fit_run
+    (run / "fig2_omega.png").unlink()
+    assert main(["figures", str(run)]) == 0
+    _png_has_content(run / "fig2_omega.png")
+    _png_has_content(run / "omega_trajectory.png")
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_rerun_resumes_from_finished_checkpoint(fit_run, tmp_path):
+    _, run = fit_run
+    before = np.load(run / "omega.npy", allow_pickle=False)
+    out = run.parent
+    t0 = time.perf_counter()
+    assert main([*SMALL_FIT, "--out", str(out), "--name", "small"]) == 0
+    np.testing.assert_array_equal(np.load(run / "omega.npy"), before)
+    assert time.perf_counter() - t0 < 120
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["fit", "--dataset", "nope"], "--dataset"),
+        (["fit", "--dataset", "digits", "--depth", "0"], "depth"),
+        (["fit", "--dataset", "idx", "--data-dir", "/does/not/exist"], "directory"),
+        (["fit", "--dataset", "idx"], "--data-dir"),
+        (["fit", "--ridge", "-1"], "--ridge"),
+        (["fit", "--steps", "0"], "--steps"),
+        (["fit", "--dataset", "digits", "--activation", "swishy"], "activation"),
+        (["figures", "/does/not/exist"], "omega.npy"),
+        (["compare", "--widths", "0"], "--widths"),
+        ([], "COMMAND"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        sys.exit(main(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nftk: error:") and needle in lines[0]
+    assert "Traceback" not in err
+
+
+def test_unusable_out_dir(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    assert main([*SMALL_FIT, "--out", str(blocker)]) == 2
+    assert "--out" in capsys.readouterr().err
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    if not os.access(ro, os.W_OK):  # permissions are not enforced for root
+        assert main([*SMALL_FIT, "--out", str(ro)]) == 2
+        assert "not writable" in capsys.readouterr().err
+
+
+def test_help_for_every_command(capsys):
+    for cmd in ("fit", "compare", "figures", "reproduce"):
+        with pytest.raises(SystemExit) as exc:
+            main([cmd, "--help"])
+        assert exc.value.code == 0
+        assert "usage: nftk" in capsys.readouterr().out
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nftk_jax.cli", *args]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+KILL_ARGS = [
+    "fit",
+    "--dataset",
+    "digits",
+    "--n-train",
+    "300",
+    "--n-test",
+    "50",
+    "--depth",
+    "4",
+    "--steps",
+    "40",
+    "--tol",
+    "1e-12",
+    "--no-progress",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_omega(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    ref = subprocess.run(
+        _cli(*KILL_ARGS, "--out", str(out), "--name", "ref"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert ref.returncode == 0, ref.stderr
+    return np.load(out / "ref" / "omega.npy", allow_pickle=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_killed_fit_resumes_to_the_same_omega(sig, tmp_path, uninterrupted_omega):
+    """Kill ``nftk fit`` once it has checkpointed; rerunning the same command ends
+    where an uninterrupted run ends."""
+    args = [*KILL_ARGS, "--out", str(tmp_path), "--name", "killed"]
+    proc = subprocess.Popen(
+        _cli(*args),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ckpt = tmp_path / "killed" / "checkpoint.npz"
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the fit ended before it could be interrupted"
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=120)[1]
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert "resume" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "omega.npy").exists()  # it was mid-run
+
+    again = subprocess.run(_cli(*args), env=_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    np.testing.assert_allclose(
+        np.load(tmp_path / "killed" / "omega.npy", allow_pickle=False),
+        uninterrupted_omega,
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+@pytest.mark.data
+def test_reproduce_mnist_on_mock_data(tmp_path, capsys):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    argv = ["reproduce", "--dataset", "mnist", "--data-dir", str(tmp_path / "tfds")]
+    argv += ["--n-train", "40", "--n-test", "12", "--steps", "2", "--no-progress"]
+    with tfds.testing.mock_data(num_examples=40):
+        assert main([*argv, "--out", str(tmp_path / "runs")]) == 0
+    table = json.loads(
+        (tmp_path / "runs" / "reproduce-mnist" / "table1.json").read_text()
+    )
+    assert [r["depth"] for r in table["rows"]] == [10, 20]
+    assert table["rows"][0]["paper_finite_nftk"] == pytest.approx(0.9725)
+    for depth in (10, 20):
+        omega = np.load(
+            tmp_path / "runs" / "reproduce-mnist" / f"L{depth}" / "omega.npy"
+        )
+        assert omega.shape == (10, depth)
+    assert "paper" in capsys.readouterr().out
+
+
+@pytest.mark.data
+def test_reproduce_without_data_names_the_remedies(tmp_path, capsys):
+    pytest.importorskip("tensorflow_datasets")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = ["reproduce", "--dataset", "mnist", "--data-dir", str(empty)]
+    assert main([*argv, "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "TFDS_DATA_DIR" in err
+
+
+def test_reproduce_imdb_needs_gpt2_dir(tmp_path, capsys):
+    argv = ["reproduce", "--dataset", "imdb", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "--gpt2-dir" in capsys.readouterr().err
