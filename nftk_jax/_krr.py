@@ -191,7 +191,12 @@ def krr_fit(
     rho = check_ridge(ridge)
     theta = jnp.asarray(theta)
     yy = jnp.asarray(y, dtype=theta.dtype)
-    om = np.asarray(omega, dtype=np.float64)
+    if yy.ndim != 2 or theta.ndim != 3 or yy.shape[0] != theta.shape[-1]:
+        raise ValueError(
+            f"y must have shape (n, d) with n = {theta.shape[-1]} matching theta "
+            f"(L, n, n) {theta.shape}; got y {yy.shape} (see encode_targets)."
+        )
+    om = check_omega(omega, n_classes=yy.shape[1], depth=theta.shape[0])
     shared = om.shape[0] > 1 and bool(np.all(om == om[:1]))
     # All classes share one kernel (e.g. a single depth or the uniform mix): one
     # factorisation with d right-hand sides instead of d factorisations.

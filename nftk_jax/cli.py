@@ -422,7 +422,12 @@ def cmd_fit(args) -> int:
     spec = _spec(args)
     ds = _load_data(args)
     run = _run_dir(args, "fit")
-    metrics = _fit_one(args, spec, ds, run)
+    from ._checkpoint import CheckpointError
+
+    try:
+        metrics = _fit_one(args, spec, ds, run)
+    except CheckpointError as e:
+        raise CLIError(f"{e} With nftk fit: pass --overwrite or another --name.") from e
     print(_summary(metrics, run, time.perf_counter() - t0))
     return 0
 

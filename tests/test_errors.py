@@ -1,0 +1,173 @@
+"""The bad-input table of docs/errors.md, one case per row.
+
+Each case names the public entry point, the bad input, the exact exception type and
+a fragment of the message that names the argument. A second test keeps this table
+and the documented one in step.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nftk_jax as nk
+from nftk_jax import CheckpointError
+from nftk_jax.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(12, 5))
+Y = np.arange(12) % 3
+TH = np.stack([X @ X.T, (X @ X.T) ** 2 / 10, np.eye(12)])  # (3, 12, 12), PSD
+SPEC = nk.MLP(depth=2)
+
+
+def _fit(**kw):
+    args = dict(ridge=1e-2, objective="krr_dual", constraint="simplex", steps=2)
+    args.update(kw)
+    y = args.pop("y", Y)
+    theta = args.pop("theta", TH)
+    return nk.fit_mkl_kernels(theta, y, **args)
+
+
+def _corrupt_checkpoint(tmp_path):
+    bad = tmp_path / "ckpt.npz"
+    bad.write_bytes(b"definitely not a zip file")
+    return _fit(checkpoint=bad)
+
+
+def _foreign_checkpoint(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    _fit(checkpoint=ckpt)
+    return _fit(checkpoint=ckpt, y=(Y + 1) % 3)
+
+
+def _cli(argv):
+    def run(tmp_path):
+        code = main([a.replace("TMP", str(tmp_path)) for a in argv])
+        if code != 0:
+            raise SystemExit(code)
+
+    return run
+
+
+def _blocked_out(tmp_path):
+    (tmp_path / "file").write_text("x")
+    return _cli(["fit", "--dataset", "digits", "--out", "TMP/file"])(tmp_path)
+
+
+# id -> (call taking tmp_path, exception type, message fragment)
+CASES = {
+    "x-rank": (lambda t: nk.layerwise_kernels(SPEC, X[0]), ValueError, "x1"),
+    "x-feature-mismatch": (
+        lambda t: nk.layerwise_kernels(SPEC, X, X[:, :3]),
+        ValueError,
+        "x2",
+    ),
+    "x-nan": (
+        lambda t: nk.layerwise_kernels(SPEC, np.where(X > 1, np.nan, X)),
+        ValueError,
+        "x1",
+    ),
+    "x-empty": (lambda t: nk.layerwise_kernels(SPEC, X[:0]), ValueError, "x1"),
+    "depth-zero": (lambda t: nk.MLP(depth=0), ValueError, "depth"),
+    "width-zero": (lambda t: nk.MLP(depth=2, width=0), ValueError, "width"),
+    "unknown-activation": (
+        lambda t: nk.MLP(depth=2, activation="swishy"),
+        ValueError,
+        "activation",
+    ),
+    "block-size-zero": (
+        lambda t: nk.layerwise_kernels(SPEC, X, block_size=0),
+        ValueError,
+        "block_size",
+    ),
+    "memory-budget-too-small": (
+        lambda t: nk.layerwise_kernels(SPEC, X, memory_budget=10),
+        ValueError,
+        "memory_budget",
+    ),
+    "labels-out-of-range": (
+        lambda t: _fit(y=Y, n_classes=2),
+        ValueError,
+        "y",
+    ),
+    "labels-non-integer": (lambda t: _fit(y=Y + 0.5), ValueError, "y"),
+    "y-length-mismatch": (lambda t: _fit(y=Y[:-1]), ValueError, "y"),
+    "y-nan": (lambda t: _fit(y=np.full((12, 2), np.nan)), ValueError, "y"),
+    "theta-not-square": (lambda t: _fit(theta=TH[:, :, :5]), ValueError, "theta"),
+    "ridge-zero": (lambda t: _fit(ridge=0.0), ValueError, "ridge"),
+    "ridge-negative": (lambda t: _fit(ridge=-1.0), ValueError, "ridge"),
+    "omega-negative": (
+        lambda t: _fit(omega_init=-np.ones((3, 3))),
+        ValueError,
+        "omega_init",
+    ),
+    "omega-wrong-shape": (
+        lambda t: _fit(omega_init=np.ones((3, 4))),
+        ValueError,
+        "omega_init",
+    ),
+    "omega-all-zero": (
+        lambda t: nk.krr_fit(TH, np.ones((12, 3)), np.zeros((3, 3)), ridge=1.0),
+        ValueError,
+        "omega",
+    ),
+    "unknown-objective": (lambda t: _fit(objective="hinge"), ValueError, "objective"),
+    "unknown-constraint": (
+        lambda t: _fit(constraint="sphere"),
+        ValueError,
+        "constraint",
+    ),
+    "val-mse-without-validation": (
+        lambda t: _fit(objective="val_mse"),
+        ValueError,
+        "theta_val",
+    ),
+    "steps-zero": (lambda t: _fit(steps=0), ValueError, "steps"),
+    "corrupt-checkpoint": (_corrupt_checkpoint, CheckpointError, "checkpoint"),
+    "foreign-checkpoint": (_foreign_checkpoint, CheckpointError, "checkpoint"),
+    "cli-unknown-dataset": (
+        _cli(["fit", "--dataset", "cifar"]),
+        SystemExit,
+        "--dataset",
+    ),
+    "cli-depth-zero": (
+        _cli(["fit", "--dataset", "digits", "--depth", "0"]),
+        SystemExit,
+        "depth",
+    ),
+    "cli-missing-data-dir": (
+        _cli(["fit", "--dataset", "idx", "--data-dir", "TMP/none"]),
+        SystemExit,
+        "directory",
+    ),
+    "cli-out-not-writable": (_blocked_out, SystemExit, "--out"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input(case, tmp_path, capsys):
+    call, exc_type, fragment = CASES[case]
+    with pytest.raises(exc_type) as info:
+        call(tmp_path)
+    if exc_type is SystemExit:
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("nftk: error:") and err.count("\n") == 1, err
+        assert fragment in err and "Traceback" not in err
+    else:
+        assert re.search(re.escape(fragment), str(info.value)), str(info.value)
+
+
+def test_table_matches_docs():
+    doc = (ROOT / "docs" / "errors.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z0-9-]+)` \|", doc, flags=re.MULTILINE))
+    assert documented == set(CASES), (
+        sorted(documented - set(CASES)),
+        sorted(set(CASES) - documented),
+    )
+    assert len(CASES) >= 15
