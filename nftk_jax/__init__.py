@@ -12,6 +12,11 @@ from ._kernels import choose_block_size as choose_block_size
 from ._kernels import kernel_tiles as kernel_tiles
 from ._kernels import layerwise_kernels as layerwise_kernels
 from ._kernels import layerwise_matvec as layerwise_matvec
+from ._krr import KRRSolution as KRRSolution
+from ._krr import combine_kernels as combine_kernels
+from ._krr import encode_targets as encode_targets
+from ._krr import krr_fit as krr_fit
+from ._krr import krr_predict as krr_predict
 from ._mkl import MKLHistory as MKLHistory
 from ._mkl import MKLStep as MKLStep
 from ._mkl import NFTKResult as NFTKResult
