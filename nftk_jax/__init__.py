@@ -6,6 +6,8 @@ The public API is re-exported here; implementation modules are private.
 from ._checkpoint import CheckpointError as CheckpointError
 from ._compat import CompatError as CompatError
 from ._constraints import CONSTRAINTS as CONSTRAINTS
+from ._estimators import NFTKClassifier as NFTKClassifier
+from ._estimators import NFTKRegressor as NFTKRegressor
 from ._kernels import DEFAULT_MEMORY_BUDGET as DEFAULT_MEMORY_BUDGET
 from ._kernels import KernelTile as KernelTile
 from ._kernels import choose_block_size as choose_block_size

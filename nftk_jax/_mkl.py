@@ -873,6 +873,7 @@ def fit_mkl(
     validation_fraction: float = 0.2,
     seed: int = 0,
     refit: bool = True,
+    relative_ridge: bool = False,
     memory_budget: int | None = None,
     dtype: Any = None,
     progress: bool = False,
@@ -898,6 +899,9 @@ def fit_mkl(
         validation_fraction: fraction held out when splitting, in ``(0, 1)``.
         seed: seed of the split.
         refit: recompute ``alpha`` on all training inputs after learning.
+        relative_ridge: read ``ridge`` relative to the kernel scale: the ridge used
+            is ``ridge`` times the mean diagonal of the training kernels, averaged
+            over layers (reported as ``result.ridge``).
         memory_budget: bytes per tile for the kernel computation (and the solver
             planner).
         dtype: kernel dtype (default float64).
@@ -932,6 +936,14 @@ def fit_mkl(
         )
         if is_clf and options.get("n_classes") is None:
             options["n_classes"] = int(np.max(y_arr.astype(np.int64))) + 1
+        rho = check_ridge(ridge)
+
+        def scaled(theta) -> float:
+            if not relative_ridge:
+                return rho
+            diag = np.diagonal(np.asarray(theta), axis1=1, axis2=2)
+            return rho * float(np.mean(diag))
+
         dt = resolve_dtype(dtype)
         kern = {"memory_budget": memory_budget, "dtype": dt, "progress": progress}
         split = objective == "val_mse" and x_val is None
@@ -946,7 +958,7 @@ def fit_mkl(
                 y_arr,
                 theta_val=theta_val,
                 y_val=y_val,
-                ridge=ridge,
+                ridge=scaled(theta),
                 objective=objective,
                 progress=progress,
                 memory_budget=memory_budget,
@@ -960,12 +972,13 @@ def fit_mkl(
                 y_arr if is_clf else np.zeros(len(xx)), frac, seed, stratify=is_clf
             )
             theta_all = np.asarray(layerwise_kernels(spec, xx, **kern))
+            theta_tr = theta_all[:, tr][:, :, tr]
             res = fit_mkl_kernels(
-                theta_all[:, tr][:, :, tr],
+                theta_tr,
                 y_arr[tr],
                 theta_val=theta_all[:, va][:, :, tr],
                 y_val=y_arr[va],
-                ridge=ridge,
+                ridge=scaled(theta_tr),
                 objective=objective,
                 progress=progress,
                 memory_budget=memory_budget,
@@ -993,7 +1006,7 @@ def fit_mkl(
             res = fit_mkl_kernels(
                 theta,
                 y_arr,
-                ridge=ridge,
+                ridge=scaled(theta),
                 objective=objective,
                 progress=progress,
                 memory_budget=memory_budget,
