@@ -8,6 +8,16 @@ from ._compat import CompatError as CompatError
 from ._constraints import CONSTRAINTS as CONSTRAINTS
 from ._estimators import NFTKClassifier as NFTKClassifier
 from ._estimators import NFTKRegressor as NFTKRegressor
+from ._finite import FiniteNetwork as FiniteNetwork
+from ._finite import PaperModeResult as PaperModeResult
+from ._finite import TrainResult as TrainResult
+from ._finite import combined_empirical_ntk as combined_empirical_ntk
+from ._finite import head_empirical_ntks as head_empirical_ntks
+from ._finite import nftk_network as nftk_network
+from ._finite import ridge_to_weight_decay as ridge_to_weight_decay
+from ._finite import train_network as train_network
+from ._finite import train_paper_mode as train_paper_mode
+from ._finite import weight_decay_to_ridge as weight_decay_to_ridge
 from ._kernels import DEFAULT_MEMORY_BUDGET as DEFAULT_MEMORY_BUDGET
 from ._kernels import KernelTile as KernelTile
 from ._kernels import choose_block_size as choose_block_size
