@@ -47,5 +47,8 @@ from ._solvers import solve_dense as solve_dense
 from ._spec import ACTIVATIONS as ACTIVATIONS
 from ._spec import MLP as MLP
 from ._spec import Network as Network
+from ._width_study import WidthStudy as WidthStudy
+from ._width_study import compare_widths as compare_widths
+from ._width_study import plot_width_study as plot_width_study
 
 __version__ = "0.1.0"
