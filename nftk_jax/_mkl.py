@@ -106,6 +106,7 @@ class NFTKResult(NamedTuple):
     spec: Any = None  # MLP used to compute the kernels (fit_mkl), else None
     x_train: np.ndarray | None = None  # (n, features) training inputs, else None
     kernel_dtype: Any = None  # dtype the kernels were computed in (fit_mkl)
+    n_evaluations: int = 0  # Omegas at which the d systems were solved (this run)
 
     def predict_kernels(self, theta_cross: Any) -> np.ndarray:
         """Raw scores ``(m, d)`` from test-vs-train kernels ``(L, m, n)``."""
@@ -567,11 +568,12 @@ def _fit(
     Yvj = None if Yv is None else jnp.asarray(Yv)
     proj = make_projection(constraint, radius=radius, lower=lower)
     prepare = _make_solver(kind, th, ridge=rho, cg_tol=cg_tol, cg_maxiter=cg_maxiter)
-    counters = {"solves": 0}
+    counters = {"solves": 0, "evaluations": 0}
 
     def evaluate(omega, alpha0):
         solve = prepare(omega)
         counters["solves"] += 1
+        counters["evaluations"] += 1
         alpha = solve(Yj, alpha0)
         ev = objective_value(
             objective, omega, alpha, Yj, ridge=rho, theta_val=tv, y_val=Yvj
@@ -606,7 +608,16 @@ def _fit(
 
     def finish(state: _Loop) -> NFTKResult:
         return _result(
-            state, hist, th, rho, objective, constraint, is_clf, compute_cond, kind
+            state,
+            hist,
+            th,
+            rho,
+            objective,
+            constraint,
+            is_clf,
+            compute_cond,
+            kind,
+            counters["evaluations"],
         )
 
     if saved is not None:
@@ -801,6 +812,7 @@ def _result(
     is_clf,
     compute_cond,
     kind,
+    n_evaluations=0,
 ) -> NFTKResult:
     d, L = state.omega.shape
     history = MKLHistory(
@@ -818,6 +830,7 @@ def _result(
         ev = np.linalg.eigvalsh(k)
         cond = (ev[:, -1] + rho) / np.maximum(ev[:, 0] + rho, 1e-300)
     return NFTKResult(
+        n_evaluations=int(n_evaluations),
         omega=omega,
         alpha=np.asarray(state.alpha, dtype=np.float64),
         ridge=rho,
