@@ -181,8 +181,8 @@ def compare_widths(
     yt, _ = encode_targets(y_test, xt.shape[0], n_classes=d, name="y_test")
     labels = np.argmax(yt, axis=1) if labelled else None
 
-    theta = np.asarray(layerwise_kernels(spec, xa, dtype=np.float64))
-    theta_x = np.asarray(layerwise_kernels(spec, xt, xa, dtype=np.float64))
+    theta = np.asarray(layerwise_kernels(spec, xa))
+    theta_x = np.asarray(layerwise_kernels(spec, xt, xa))
     ref = np.asarray(krr_predict(theta_x, krr_fit(theta, y, om, ridge=rho).alpha, om))
     if learning_rate is None:
         lam = np.linalg.eigvalsh(np.asarray(combine_kernels(theta, om)))[:, -1].max()
@@ -256,6 +256,7 @@ def plot_width_study(study: WidthStudy, path: str | os.PathLike) -> None:
     if not isinstance(study, WidthStudy):
         raise TypeError(f"study must be a WidthStudy, got {type(study).__name__}.")
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -278,6 +279,8 @@ def plot_width_study(study: WidthStudy, path: str | os.PathLike) -> None:
     ax.plot(w, ref, ":", color="gray", label="width$^{-1/2}$")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(w, [str(int(v)) for v in w])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("hidden width")
     ax.set_ylabel("relative gap to infinite width")
     ax.set_title("Finite network vs NFT-K kernel machine")
