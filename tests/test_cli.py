@@ -91,6 +91,25 @@ def test_rerun_resumes_from_finished_checkpoint(fit_run, tmp_path):
     assert time.perf_counter() - t0 < 120
 
 
+def test_compare_end_to_end(fit_run, tmp_path, capsys):
+    _, run = fit_run
+    argv = ["compare", "--dataset", "digits", "--depth", "3", "--widths", "16", "64"]
+    argv += ["--train-steps", "20", "--n-train", "40", "--n-test", "20"]
+    argv += ["--omega", str(run), "--no-progress", "--out", str(tmp_path)]
+    assert main([*argv, "--name", "cmp"]) == 0
+    study = json.loads((tmp_path / "cmp" / "width_study.json").read_text())
+    assert study["widths"] == [16, 64]
+    for key in ("pred_gap", "ntk_gap", "acc_finite"):
+        assert np.asarray(study[key]).shape == (2, 1)
+    assert np.isfinite(study["slope_ntk"]) and study["ridge"] > 0
+    assert_omega = np.asarray(study["omega"])
+    np.testing.assert_allclose(
+        assert_omega, np.load(run / "omega_raw.npy", allow_pickle=False)
+    )
+    _png_has_content(tmp_path / "cmp" / "width_study.png")
+    assert "slopes" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
@@ -103,6 +122,7 @@ def test_rerun_resumes_from_finished_checkpoint(fit_run, tmp_path):
         (["fit", "--dataset", "digits", "--activation", "swishy"], "activation"),
         (["figures", "/does/not/exist"], "omega.npy"),
         (["compare", "--widths", "0"], "--widths"),
+        (["compare", "--omega", "/does/not/exist.npy"], "--omega"),
         ([], "COMMAND"),
     ],
 )
