@@ -68,30 +68,41 @@ class SolveResult(NamedTuple):
 
 
 class NystromPreconditioner(NamedTuple):
-    r"""Nyström preconditioner :math:`(\hat K + \rho I)^{-1}` of the mean kernel.
+    r"""Nyström preconditioner of the mean kernel, shared by all classes.
 
     :math:`\hat K = U\,\mathrm{diag}(\lambda)\,U^\top \approx \bar K` with orthonormal
-    :math:`U`, so by Woodbury
+    :math:`U \in \mathbb{R}^{n\times m}`. The preconditioner inverts
+    :math:`\hat K + \rho I` on the range of :math:`U` and divides the orthogonal
+    complement by ``shift`` :math:`\sigma`:
 
-    .. math::  (\hat K + \rho I)^{-1} r = \frac{1}{\rho}\Big(r - U\,
-               \mathrm{diag}\Big(\frac{\lambda}{\lambda + \rho}\Big) U^\top r\Big).
+    .. math::  P^{-1} r = U\,\mathrm{diag}\Big(\frac{1}{\lambda + \rho}\Big)
+               U^\top r + \frac{1}{\sigma}(I - U U^\top) r
+               = \frac{r}{\sigma} + U\,\mathrm{diag}\Big(\frac{1}{\lambda + \rho}
+               - \frac{1}{\sigma}\Big) U^\top r.
+
+    With :math:`\sigma = \rho` this is exactly :math:`(\hat K + \rho I)^{-1}`
+    (Woodbury); with :math:`\sigma = \lambda_m + \rho` (the default) the unresolved
+    spectrum is assumed to sit at the smallest retained eigenvalue, as in the
+    randomized Nyström PCG of Frangella, Tropp and Udell (2023), which is far better
+    when the kernel has a large spectral floor (deep ReLU NTKs do).
     """
 
     basis: jax.Array  # (n, m) float: orthonormal eigenvectors U of K_hat
-    eigvals: jax.Array  # (m,) float: eigenvalues lambda >= 0 of K_hat
-    ridge: float  # rho used in (K_hat + rho I)^{-1}
+    eigvals: jax.Array  # (m,) float: eigenvalues lambda >= 0 of K_hat, descending
+    ridge: float  # rho of the systems to precondition
+    shift: float  # sigma: eigenvalue assumed on the complement of range(U)
     landmarks: np.ndarray  # (m,) int64: indices of the landmark training points
 
     def apply(self, r: Any) -> jax.Array:
-        """:math:`(\\hat K + \\rho I)^{-1} r` for ``r`` of shape ``(n, k)``."""
-        return _apply_nystrom(
-            self.basis, self.eigvals, jnp.asarray(self.ridge, self.basis.dtype), r
-        )
+        """:math:`P^{-1} r` for ``r`` of shape ``(n, k)``."""
+        dt = self.basis.dtype
+        ridge, shift = jnp.asarray(self.ridge, dt), jnp.asarray(self.shift, dt)
+        return _apply_nystrom(self.basis, self.eigvals, ridge, shift, r)
 
 
-def _apply_nystrom(basis, eigvals, ridge, r):
-    shrink = eigvals / (eigvals + ridge)
-    return (r - basis @ (shrink[:, None] * (basis.T @ r))) / ridge
+def _apply_nystrom(basis, eigvals, ridge, shift, r):
+    coef = 1.0 / (eigvals + ridge) - 1.0 / shift
+    return r / shift + basis @ (coef[:, None] * (basis.T @ r))
 
 
 # --------------------------------------------------------------------------- checks
@@ -136,7 +147,7 @@ def _check_x0(x0: Any, shape: tuple[int, int], dtype: np.dtype) -> jax.Array:
 
 
 def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
-    """``None`` or the ``(basis, eigvals, ridge)`` arrays of a preconditioner."""
+    """``None`` or the ``(basis, eigvals, ridge, shift)`` arrays of a preconditioner."""
     if pre is None:
         return None
     if not isinstance(pre, NystromPreconditioner):
@@ -153,6 +164,7 @@ def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
         jnp.asarray(pre.basis, dtype),
         jnp.asarray(pre.eigvals, dtype),
         jnp.asarray(pre.ridge, dtype),
+        jnp.asarray(pre.shift, dtype),
     )
 
 
@@ -577,6 +589,7 @@ def nystrom_preconditioner(
     block_size: int | None = None,
     memory_budget: int | None = None,
     devices: Any = None,
+    scale_complement: bool = True,
 ) -> NystromPreconditioner:
     r"""Rank-``m`` Nyström preconditioner of the mean kernel, shared by all classes.
 
@@ -585,8 +598,9 @@ def nystrom_preconditioner(
     ``m`` landmark columns :math:`C = \bar K_{:,S}`:
     :math:`\hat K = C\,\bar K_{SS}^{+} C^\top = F F^\top`. With the thin SVD
     :math:`F = U \Sigma V^\top`, :math:`\hat K = U \Sigma^2 U^\top` and the
-    preconditioner applies :math:`(\hat K + \rho I)^{-1}` by Woodbury in
-    :math:`O(n m)` per column.
+    preconditioner applies :math:`(\hat K + \rho I)^{-1}` by Woodbury on the range of
+    :math:`U` in :math:`O(n m)` per column (see :class:`NystromPreconditioner` for
+    the complement, ``scale_complement``).
 
     Landmarks:
 
@@ -607,6 +621,9 @@ def nystrom_preconditioner(
         landmarks: ``'greedy'``, ``'uniform'`` or ``None`` for the default.
         dtype, block_size, memory_budget, devices: kernel evaluation in
             matrix-free mode, as in :func:`~nftk_jax._kernels.layerwise_kernels`.
+        scale_complement: divide the complement of the landmark subspace by
+            :math:`\lambda_m + \rho` (default) instead of :math:`\rho`; ``False``
+            gives exactly :math:`(\hat K + \rho I)^{-1}`.
 
     Returns:
         A :class:`NystromPreconditioner` to pass as ``preconditioner=``.
@@ -667,4 +684,6 @@ def nystrom_preconditioner(
         c = jnp.einsum("l,lij->ij", w, jnp.asarray(cols, dt))
         f = _nystrom_factor(c, jnp.asarray(idx))
     u, sv, _ = jnp.linalg.svd(f, full_matrices=False)
-    return NystromPreconditioner(u, sv * sv, rho, idx)
+    eigvals = sv * sv
+    shift = rho + float(eigvals[-1]) if scale_complement else rho
+    return NystromPreconditioner(u, eigvals, rho, shift, idx)

@@ -80,22 +80,55 @@ def test_preconditioned_cg_matches_cholesky(landmarks):
 
 
 def test_preconditioner_is_woodbury_inverse():
-    theta, _, omega = problem(n=60)
-    pre = nystrom_preconditioner(theta, omega, ridge=RIDGE, rank=60)
-    # Full rank: K_hat is the mean kernel itself.
+    theta, _, omega = problem()
     kbar = np.einsum("l,lij->ij", omega.mean(axis=0), theta)
-    a = kbar + RIDGE * np.eye(60)
-    assert_close(pre.apply(a), np.eye(60), rtol=0, atol=1e-8)
+    # Full rank: K_hat is the mean kernel itself, whatever the complement's scale.
+    for scale in (True, False):
+        pre = nystrom_preconditioner(
+            theta, omega, ridge=RIDGE, rank=120, scale_complement=scale
+        )
+        assert_close(pre.apply(kbar + RIDGE * np.eye(120)), np.eye(120), atol=1e-8)
+    # Low rank, unscaled: exactly (K_hat + ridge I)^{-1}.
+    pre = nystrom_preconditioner(
+        theta, omega, ridge=RIDGE, rank=20, scale_complement=False
+    )
+    u, lam = np.asarray(pre.basis), np.asarray(pre.eigvals)
+    assert pre.shift == RIDGE and np.all(np.diff(lam) <= 0)
+    k_hat = (u * lam) @ u.T
+    assert_close(pre.apply(k_hat + RIDGE * np.eye(120)), np.eye(120), atol=1e-8)
+    # Scaled: the complement of range(U) is divided by lambda_m + ridge.
+    scaled = nystrom_preconditioner(theta, omega, ridge=RIDGE, rank=20)
+    assert scaled.shift == RIDGE + lam[-1]
+    r = np.random.default_rng(0).normal(size=(120, 2))
+    expected = u @ ((u.T @ r) / (lam + RIDGE)[:, None]) + (r - u @ (u.T @ r)) / (
+        RIDGE + lam[-1]
+    )
+    assert_close(scaled.apply(r), expected, rtol=1e-9, atol=1e-12)
 
 
 def test_preconditioning_cuts_iterations_on_ill_conditioned_problem():
-    theta, y, omega = problem(n=200, decay=0.15)
+    theta, y, omega = problem(decay=0.15)
     ridge = 1e-8
-    plain = solve_cg(theta, y, omega, ridge=ridge, tol=1e-8, maxiter=2000)
-    pre = nystrom_preconditioner(theta, omega, ridge=ridge, rank=80)
+    plain = solve_cg(theta, y, omega, ridge=ridge, tol=1e-8, maxiter=1000)
+    pre = nystrom_preconditioner(theta, omega, ridge=ridge, rank=60)
     fast = solve_cg(theta, y, omega, ridge=ridge, tol=1e-8, preconditioner=pre)
     assert np.all(fast.residual < 1e-7)
     assert fast.iterations < plain.iterations / 2, (fast.iterations, plain.iterations)
+
+
+def test_preconditioning_helps_ntk_with_spectral_floor():
+    """A deep ReLU NTK: a few outliers above a flat floor far above the ridge."""
+    spec = MLP(depth=4)
+    x = random_inputs(120, 8, seed=7)
+    theta = layerwise_kernels(spec, x, devices=False)
+    rng = np.random.default_rng(8)
+    omega, y = 0.5 + rng.random((3, 4)), rng.normal(size=(120, 3))
+    ridge = 1e-4
+    plain = solve_cg(theta, y, omega, ridge=ridge, tol=1e-10)
+    pre = nystrom_preconditioner(theta, omega, ridge=ridge, rank=40)
+    fast = solve_cg(theta, y, omega, ridge=ridge, tol=1e-10, preconditioner=pre)
+    assert fast.iterations < plain.iterations, (fast.iterations, plain.iterations)
+    assert_close(fast.alpha, plain.alpha, rtol=1e-7, atol=1e-8)
 
 
 def test_warm_start_needs_fewer_iterations():
