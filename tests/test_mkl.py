@@ -173,3 +173,12 @@ def test_bad_inputs(problem, bad, match):
     kw.update(bad)
     with pytest.raises(ValueError, match=match):
         fit_mkl_kernels(kw.pop("theta"), kw.pop("y"), **kw)
+
+
+def test_cg_solver_follows_the_dense_path(problem):
+    dense = _fit(problem, steps=6, tol=1e-14, solver="dense")
+    cg = _fit(problem, steps=6, tol=1e-14, solver="cg", cg_tol=1e-12)
+    assert dense.solver == "dense" and cg.solver == "cg"
+    assert cg.n_evaluations >= cg.n_steps + 1
+    assert_close(cg.omega, dense.omega, rtol=1e-6, atol=1e-8)
+    assert_close(cg.history.objective, dense.history.objective, rtol=1e-6)
