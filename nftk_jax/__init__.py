@@ -8,6 +8,10 @@ from ._compat import CompatError as CompatError
 from ._constraints import CONSTRAINTS as CONSTRAINTS
 from ._estimators import NFTKClassifier as NFTKClassifier
 from ._estimators import NFTKRegressor as NFTKRegressor
+from ._figures import interpretability_matrices as interpretability_matrices
+from ._figures import plot_omega_heatmaps as plot_omega_heatmaps
+from ._figures import plot_omega_trajectory as plot_omega_trajectory
+from ._figures import row_normalise as row_normalise
 from ._finite import FiniteNetwork as FiniteNetwork
 from ._finite import PaperModeResult as PaperModeResult
 from ._finite import TrainResult as TrainResult
