@@ -53,9 +53,11 @@ __all__ = [
 #: Budget used when physical memory cannot be queried (8 GiB).
 _FALLBACK_BUDGET = 8 << 30
 #: Largest ``n`` for which :func:`plan_solver` prefers per-class Cholesky over CG
-#: when both fit: beyond it ``d n^3 / 3`` flops of factorisation lose to the
-#: ``k d n^2`` of a few hundred CG iterations (see benchmarks/RESULTS.md).
-DEFAULT_DENSE_MAX_N = 6000
+#: when both fit. Cholesky costs ``d n^3 / 3`` flops, CG ``k d n^2`` for ``k`` ~ 100-200
+#: iterations on MNIST NTKs; at ``n = 3200`` cold CG (tol 1e-8) already took 0.3x
+#: the Cholesky time (benchmarks/RESULTS.md), so with the learner's two solves per
+#: Omega (value and adjoint, one factorisation) the crossover is near ``n = 2000``.
+DEFAULT_DENSE_MAX_N = 2000
 
 
 class SolveResult(NamedTuple):
