@@ -35,7 +35,7 @@ from ._io import atomic_path
 from ._kernels import layerwise_kernels
 from ._krr import check_ridge, combine_kernels, encode_targets, krr_fit, krr_predict
 from ._spec import MLP
-from ._validation import check_inputs, check_positive_int
+from ._validation import check_inputs, check_positive_float, check_positive_int
 
 __all__ = ["WidthStudy", "compare_widths", "plot_width_study"]
 
@@ -188,7 +188,7 @@ def compare_widths(
         lam = np.linalg.eigvalsh(np.asarray(combine_kernels(theta, om)))[:, -1].max()
         lr = 0.5 * n / (float(lam) + rho)
     else:
-        lr = float(learning_rate)
+        lr = check_positive_float(learning_rate, "learning_rate")
     probe = xa[:_NTK_PROBE]
     k_probe = np.asarray(combine_kernels(theta[:, :_NTK_PROBE, :_NTK_PROBE], om))
 

@@ -203,6 +203,18 @@ def test_paper_mode_keeps_omega_non_negative():
     assert_close(res.omega, np.square(res.head_weights))
     assert np.all(np.isfinite(res.history.loss))
     assert res.predict(x).shape == (40, 3)
+    # The same run without the projection leaves the non-negative orthant.
+    free = train_paper_mode(
+        MLP(depth=4, width=16),
+        x,
+        y,
+        steps=30,
+        omega_init=omega0,
+        batch_size=10,
+        omega_learning_rate=0.5,
+        project=False,
+    )
+    assert np.asarray(free.head_weights).min() < 0
 
 
 def test_paper_mode_frozen_zero_weight_leaves_its_readout_untouched():

@@ -86,6 +86,7 @@ def test_single_width_has_nan_slope():
         ({"steps": 0}, "steps"),
         ({"omega": -OMEGA}, "omega"),
         ({"init": "bad"}, "init"),
+        ({"learning_rate": -0.1}, "learning_rate"),
     ],
 )
 def test_bad_inputs(kwargs, name):
