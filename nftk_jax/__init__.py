@@ -6,8 +6,6 @@ The public API is re-exported here; implementation modules are private.
 from ._checkpoint import CheckpointError as CheckpointError
 from ._compat import CompatError as CompatError
 from ._constraints import CONSTRAINTS as CONSTRAINTS
-from ._estimators import NFTKClassifier as NFTKClassifier
-from ._estimators import NFTKRegressor as NFTKRegressor
 from ._figures import interpretability_matrices as interpretability_matrices
 from ._figures import plot_omega_heatmaps as plot_omega_heatmaps
 from ._figures import plot_omega_trajectory as plot_omega_trajectory
@@ -56,3 +54,21 @@ from ._width_study import compare_widths as compare_widths
 from ._width_study import plot_width_study as plot_width_study
 
 __version__ = "0.1.0"
+
+# scikit-learn costs seconds to import (it pulls in pandas and scipy.stats), so the
+# scikit-learn estimators load on first use: `import nftk_jax` stays fast.
+_LAZY = {"NFTKClassifier": "._estimators", "NFTKRegressor": "._estimators"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -229,7 +229,13 @@ Prepare = Callable[[jax.Array], Callable[[jax.Array, jax.Array | None], jax.Arra
 
 
 def _make_solver(
-    kind: str, theta: jax.Array, *, ridge: float, cg_tol: float, cg_maxiter
+    kind: str,
+    theta: jax.Array,
+    *,
+    ridge: float,
+    cg_tol: float,
+    cg_maxiter,
+    precondition_rank: int = 0,
 ) -> Prepare:
     """The single place where the learner's linear solves are chosen."""
     if kind == "dense":
@@ -240,7 +246,20 @@ def _make_solver(
 
         return prepare_dense
 
-    solve_cg = _solvers_module().solve_cg
+    mod = _solvers_module()
+    solve_cg = mod.solve_cg
+    n, L = theta.shape[-1], theta.shape[0]
+    pre = None
+    if precondition_rank and hasattr(mod, "nystrom_preconditioner"):
+        # Built once per fit from the uniform mix (the mean kernel of any Omega is
+        # close to it, and a fixed choice keeps resumed fits bit-identical); CG is
+        # slow without it when the ridge is small relative to the kernel.
+        pre = mod.nystrom_preconditioner(
+            theta,
+            np.full((1, L), 1.0 / L),
+            ridge=ridge,
+            rank=min(int(precondition_rank), n),
+        )
 
     def prepare_cg(omega):
         def solve(rhs, x0=None):
@@ -252,6 +271,7 @@ def _make_solver(
                 x0=x0,
                 tol=cg_tol,
                 maxiter=cg_maxiter,
+                preconditioner=pre,
             )
             return jnp.asarray(res.alpha, dtype=theta.dtype)
 
@@ -337,6 +357,7 @@ def fit_mkl_kernels(
     compute_cond: bool = False,
     cg_tol: float = 1e-10,
     cg_maxiter: int | None = None,
+    precondition_rank: int = 500,
     max_backtracks: int = 40,
     memory_budget: int | None = None,
 ) -> NFTKResult:
@@ -381,6 +402,9 @@ def fit_mkl_kernels(
         compute_cond: compute ``cond`` of each final system (an eigendecomposition).
         cg_tol: relative residual tolerance of CG solves.
         cg_maxiter: CG iteration cap (``None``: the solver's default).
+        precondition_rank: rank of the Nystrom preconditioner of the uniform-mix
+            kernel used by CG (pivoted-Cholesky landmarks; built once per fit);
+            ``0`` disables it.
         max_backtracks: Armijo halvings before giving up.
         memory_budget: bytes, passed to the solver planner for ``solver='auto'``.
 
@@ -431,6 +455,7 @@ def fit_mkl_kernels(
             compute_cond=compute_cond,
             cg_tol=cg_tol,
             cg_maxiter=cg_maxiter,
+            precondition_rank=precondition_rank,
             max_backtracks=max_backtracks,
             memory_budget=memory_budget,
         )
@@ -461,6 +486,7 @@ def _fit(
     compute_cond,
     cg_tol,
     cg_maxiter,
+    precondition_rank,
     max_backtracks,
     memory_budget,
 ) -> NFTKResult:
@@ -474,6 +500,9 @@ def _fit(
     max_backtracks = check_positive_int(max_backtracks, "max_backtracks")
     learning_rate = _check_float(learning_rate, "learning_rate", allow_none=True)
     cg_tol = _check_float(cg_tol, "cg_tol")
+    precondition_rank = check_positive_int(
+        precondition_rank, "precondition_rank", minimum=0
+    )
     if optimizer is not None and learning_rate is not None:
         raise ValueError(
             "pass either learning_rate (fixed-step projected gradient) or optimizer "
@@ -567,7 +596,14 @@ def _fit(
     Yj = jnp.asarray(Y)
     Yvj = None if Yv is None else jnp.asarray(Yv)
     proj = make_projection(constraint, radius=radius, lower=lower)
-    prepare = _make_solver(kind, th, ridge=rho, cg_tol=cg_tol, cg_maxiter=cg_maxiter)
+    prepare = _make_solver(
+        kind,
+        th,
+        ridge=rho,
+        cg_tol=cg_tol,
+        cg_maxiter=cg_maxiter,
+        precondition_rank=precondition_rank,
+    )
     counters = {"solves": 0, "evaluations": 0}
 
     def evaluate(omega, alpha0):
@@ -1008,6 +1044,7 @@ def fit_mkl(
                     ridge=res.ridge,
                     cg_tol=options.get("cg_tol", 1e-10),
                     cg_maxiter=options.get("cg_maxiter"),
+                    precondition_rank=options.get("precondition_rank", 500),
                 )
                 alpha = prepare(jnp.asarray(res.omega))(jnp.asarray(Y_all), None)
                 res = res._replace(alpha=np.asarray(alpha, dtype=np.float64))

@@ -15,12 +15,13 @@ import jax.core
 import jax.extend.core
 import numpy as np
 import pytest
-from helpers import assert_close, random_inputs
 from jax import random
 from jax.interpreters import ad
 
 from nftk_jax import _compat
 from nftk_jax._compat import PATCHES, check, nt, stax
+
+from helpers import assert_close, random_inputs
 
 IMPLEMENTATIONS = (
     nt.NtkImplementation.JACOBIAN_CONTRACTION,
@@ -124,6 +125,7 @@ _IMPORT_PROBE = textwrap.dedent(
         "seconds": dt,
         "tensorflow": "tensorflow" in sys.modules,
         "tf2jax": "tf2jax" in sys.modules,
+        "heavy": [m for m in ("sklearn", "pandas", "matplotlib") if m in sys.modules],
         "experimental_type": type(exp).__name__ if exp is not None else None,
         "experimental_name": exp.__name__ if exp is not None else None,
         "tensorflow_after_dunder": "tensorflow" in sys.modules,
@@ -132,7 +134,7 @@ _IMPORT_PROBE = textwrap.dedent(
 )
 
 
-def test_import_is_fast_and_does_not_load_tensorflow():
+def test_import_does_not_load_tensorflow():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     proc = subprocess.run(
         [sys.executable, "-c", _IMPORT_PROBE],
@@ -143,15 +145,14 @@ def test_import_is_fast_and_does_not_load_tensorflow():
         check=True,
     )
     info = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"import nftk_jax: {info['seconds']:.2f} s (target < 2 s)")
     assert not info["tensorflow"], "import nftk_jax loaded TensorFlow"
     assert not info["tf2jax"], "import nftk_jax loaded tf2jax"
+    assert not info["heavy"], f"import nftk_jax loaded {info['heavy']}: load lazily"
     # Registered but not executed; reading a dunder does not execute it either.
     assert info["experimental_type"] == "_LazyModule"
     assert info["experimental_name"] == "neural_tangents.experimental"
     assert not info["tensorflow_after_dunder"]
-    # Lenient bound: the target is < 2 s, but shared CI machines are noisy.
-    assert info["seconds"] < 5.0, info
+    # The import time is a benchmark (benchmarks/bench_import.py), not a test.
 
 
 def test_lazy_module_runs_code_once_on_first_attribute(tmp_path):
