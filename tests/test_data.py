@@ -10,9 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import assert_close
 
 from nftk_jax import data
+
+from helpers import assert_close
 
 # --------------------------------------------------------------------------- MNIST-5k
 

@@ -8,10 +8,11 @@ import math
 import jax
 import numpy as np
 import pytest
-from helpers import ACTIVATIONS as TEST_ACTIVATIONS
-from helpers import PARAMETERIZATIONS, random_inputs
 
 from nftk_jax import ACTIVATIONS, MLP
+
+from helpers import ACTIVATIONS as TEST_ACTIVATIONS
+from helpers import PARAMETERIZATIONS, random_inputs
 
 BAD_SPECS = [
     # (keyword arguments, exception type, argument name that the message must name)
