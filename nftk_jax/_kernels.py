@@ -11,6 +11,7 @@ tile shape is ever compiled.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Iterator, Sequence
@@ -122,6 +123,19 @@ def _tile_fn(spec: MLP, gets: tuple[str, ...], devices: tuple | None):
     )
 
 
+def _dtype_scope(dtype: np.dtype):
+    """Context in which jitted kernel work really computes in ``dtype``.
+
+    neural-tangents casts its inputs to the widest enabled float, i.e. to float64
+    whenever ``jax_enable_x64`` is on, so a float32 request would silently compute
+    (and return) float64. Tracing and running float32 work with x64 switched off
+    keeps it in float32.
+    """
+    if dtype == np.float32 and jax.config.jax_enable_x64:
+        return jax.enable_x64(False)
+    return contextlib.nullcontext()
+
+
 def _pad_rows(x: np.ndarray, size: int) -> np.ndarray:
     """Pad to ``size`` rows by repeating the last real row (a valid input)."""
     if len(x) == size:
@@ -207,8 +221,27 @@ def _compute_tile(plan: _Plan, i0: int, j0: int) -> tuple[slice, slice, jax.Arra
     cols = slice(j0, min(j0 + plan.col_block, len(plan.x2)))
     xb1 = _pad_rows(plan.x1[rows], plan.row_block)
     xb2 = _pad_rows(plan.x2[cols], plan.col_block)
-    out = plan.fn(xb1, xb2)
+    with _dtype_scope(plan.dtype):
+        out = plan.fn(xb1, xb2)
     return rows, cols, out[:, :, : rows.stop - rows.start, : cols.stop - cols.start]
+
+
+def _check_finite(values: jax.Array, spec: MLP, dtype: np.dtype) -> None:
+    """Raise instead of returning a kernel with NaN or infinite entries.
+
+    With every input finite (``check_inputs``) and correlations kept within
+    Cauchy-Schwarz (``_spec._clip_correlations``), non-finite entries mean that the
+    kernel's true values leave the range or precision of ``dtype``: exploding
+    variance at large ``W_std`` and depth, e.g. ReLU in float32 past about
+    1e38 (``W_std=5``, depth 35).
+    """
+    if not bool(jnp.all(jnp.isfinite(values))):
+        raise ValueError(
+            f"the layerwise kernels are not finite in dtype={np.dtype(dtype).name} "
+            f"for activation={spec.activation!r}, depth={spec.depth}, "
+            f"W_std={spec.W_std}: their values outgrow the dtype's range or "
+            "precision. Use dtype=float64, a smaller W_std, or fewer layers."
+        )
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -286,6 +319,7 @@ def layerwise_kernels(
         if bar is not None:
             bar.close()
         out = jnp.asarray(out)
+    _check_finite(out, spec, plan.dtype)
     if plan.symmetric:
         out = 0.5 * (out + jnp.swapaxes(out, -1, -2))  # diagonal tiles: exact symmetry
     return out[0] if plan.single else tuple(out)
@@ -320,6 +354,7 @@ def kernel_tiles(
     )
     for i0, j0 in _tile_grid(plan, symmetric=False):
         rows, cols, tile = _compute_tile(plan, i0, j0)
+        _check_finite(tile, spec, plan.dtype)
         yield KernelTile(rows, cols, tile[0] if plan.single else tile)
 
 
@@ -393,7 +428,8 @@ def layerwise_matvec(
         xb2 = _pad_rows(plan.x2[cols], plan.col_block)
         vb = np.zeros((plan.col_block, vv.shape[1]), plan.dtype)
         vb[: cols.stop - cols.start] = vv[cols]  # padded columns contribute zero
-        part = fn(xb1, xb2, vb, om)
+        with _dtype_scope(plan.dtype):
+            part = fn(xb1, xb2, vb, om)
         nr = rows.stop - rows.start
         if weighted:
             out = out.at[rows].add(part[:nr])
@@ -403,4 +439,5 @@ def layerwise_matvec(
             bar.update()
     if bar is not None:
         bar.close()
+    _check_finite(out, spec, plan.dtype)
     return out

@@ -17,11 +17,15 @@ through the recursion.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -32,11 +36,18 @@ __all__ = ["MLP", "Network", "ACTIVATIONS"]
 
 
 # name -> (stax factory, allowed keyword arguments with defaults)
+# The ReLU family is positively homogeneous: ``do_stabilize`` divides the kernel by
+# its largest entry inside the arc-cosine formula, whose ``nngp**2`` would otherwise
+# overflow once entries pass sqrt(max float) (about 1.8e19 in float32), e.g. depth 19
+# at W_std=5. It changes the kernel by round-off only.
 ACTIVATIONS: dict[str, tuple[Callable, dict[str, Any]]] = {
-    "relu": (stax.Relu, {}),
-    "leaky_relu": (stax.LeakyRelu, {"alpha": 0.01}),
-    "abrelu": (stax.ABRelu, {"a": 0.0, "b": 1.0}),
-    "abs": (stax.Abs, {}),
+    "relu": (functools.partial(stax.Relu, do_stabilize=True), {}),
+    "leaky_relu": (
+        functools.partial(stax.LeakyRelu, do_stabilize=True),
+        {"alpha": 0.01},
+    ),
+    "abrelu": (functools.partial(stax.ABRelu, do_stabilize=True), {"a": 0.0, "b": 1.0}),
+    "abs": (functools.partial(stax.Abs, do_stabilize=True), {}),
     "erf": (stax.Erf, {"a": 1.0, "b": 1.0, "c": 0.0}),
     "gelu": (stax.Gelu, {"approximate": False}),
     "sigmoid_like": (stax.Sigmoid_like, {}),
@@ -69,6 +80,54 @@ class Network(NamedTuple):
     apply_fn: Callable
     kernel_fn: Callable
     layers: tuple
+
+
+# Python frames one level of the nested FanOut/parallel tree costs while neural-tangents
+# walks it (about 4 for init_fn and 15 for the tree's kernel_fn, measured), with a wide
+# margin for jit, grad and the caller's own stack.
+_FRAMES_PER_LEVEL = 40
+_FRAMES_BASE = 1000
+
+
+@contextlib.contextmanager
+def _recursion_headroom(depth: int):
+    """Raise Python's recursion limit while a depth-``depth`` tree is walked.
+
+    neural-tangents evaluates the nested ``serial``/``parallel`` tree recursively, so
+    a deep multi-head network can exceed the default limit of 1000 frames (the
+    tree's own ``kernel_fn`` did so near ``depth=60``). The limit is raised only as
+    far as needed and restored afterwards.
+    """
+    old = sys.getrecursionlimit()
+    needed = _FRAMES_BASE + _FRAMES_PER_LEVEL * depth
+    if needed > old:
+        sys.setrecursionlimit(needed)
+    try:
+        yield
+    finally:
+        if needed > old:
+            sys.setrecursionlimit(old)
+
+
+def _clip_correlations(k):
+    """Keep ``|nngp| <= sqrt(cov1 cov2)`` (Cauchy-Schwarz) before the next layer.
+
+    Round-off can push an entry of two identical inputs (a diagonal entry, or a
+    duplicated row) a few ulps past the bound. The arc-cosine/arcsine recursions
+    then take ``sqrt`` of a negative number, which neural-tangents clamps to 0, and
+    the Erf derivative ``2 / (pi sqrt(...))`` becomes ``inf``. In the chaotic regime
+    (large ``W_std``) the excursion grows layer over layer. Clipping to the bound
+    changes nothing else: a kernel that satisfies it is left bit-for-bit alone.
+    """
+    if k.cov1 is None or k.cov1.ndim != 1:
+        return k  # only the flat-input, diagonal-batch layout used by this package
+    cov2 = k.cov1 if k.cov2 is None else k.cov2
+    # sqrt before the product, so the bound itself cannot overflow in float32.
+    bound = (
+        jnp.sqrt(jnp.maximum(k.cov1, 0))[:, None]
+        * jnp.sqrt(jnp.maximum(cov2, 0))[None, :]
+    )
+    return k.replace(nngp=jnp.clip(k.nngp, -bound, bound))
 
 
 def _flatten_heads(out: Any, depth: int) -> list:
@@ -229,6 +288,48 @@ class MLP:
             layers += self._hidden()
         return stax.serial(*layers, self._readout(out_dim))
 
+    def _layerwise_kernel_fn(self) -> Callable:
+        """``kernel_fn(x1, x2=None, get='ntk')`` of the multi-head tree, as a scan.
+
+        It evaluates exactly the layers of :meth:`stax_layers` (FanOut only copies
+        the kernel, so head ``l`` is the readout applied to the kernel after ``l``
+        hidden layers), but walks them as ``lax.scan`` over the identical hidden
+        layers ``2..L`` instead of through the nested tree. neural-tangents re-infers
+        the shapes of a whole sub-tree at every level of the nesting, so tracing the
+        tree costs O(L^2), and XLA's compile time of the unrolled graph also grows
+        quadratically (minutes at ``depth=100``); the scan traces and compiles one
+        layer, whatever the depth.
+        """
+        first = stax.serial(*self._hidden())[2]
+        hidden = stax.serial(*self._hidden())[2]
+        readout = self._readout(1)[2]
+        depth = self.depth
+
+        def kernel_fn(x1, x2=None, get="ntk", **kwargs):
+            gets = (get,) if isinstance(get, str) else tuple(get)
+            if not gets or any(g not in ("nngp", "ntk") for g in gets):
+                raise ValueError(f"get={get!r}; use 'ntk', 'nngp' or a tuple of them.")
+
+            def head(k):
+                out = readout(k)
+                return tuple(getattr(out, g) for g in gets)
+
+            def step(k, _):
+                k = hidden(_clip_correlations(k))
+                return k, head(k)
+
+            k = first(x1, x2, None, **kwargs)  # the full Kernel after layer 1
+            heads = head(k)
+            if depth > 1:
+                _, rest = jax.lax.scan(step, k, None, length=depth - 1)
+                heads = tuple(
+                    jnp.concatenate([h[None], r])
+                    for h, r in zip(heads, rest, strict=True)
+                )
+            return heads[0] if isinstance(get, str) else heads
+
+        return kernel_fn
+
     def network(self, out_dim: int = 1) -> Network:
         """The multi-head network with flat outputs stacked over layers.
 
@@ -236,17 +337,18 @@ class MLP:
             out_dim: outputs per readout (d classes). Kernels do not depend on it.
         """
         layers = self.stax_layers(out_dim)
-        init_fn, raw_apply, raw_kernel = layers
+        raw_init, raw_apply, _ = layers
         depth = self.depth
 
-        def apply_fn(params, x, **kwargs):
-            return jnp.stack(_flatten_heads(raw_apply(params, x, **kwargs), depth))
+        def init_fn(key, input_shape):
+            with _recursion_headroom(depth):
+                return raw_init(key, input_shape)
 
-        def kernel_fn(x1, x2=None, get="ntk", **kwargs):
-            out = raw_kernel(x1, x2, get, **kwargs)
-            if isinstance(get, str):
-                return jnp.stack(_flatten_heads(out, depth))
-            heads = _flatten_heads(out, depth)
-            return tuple(jnp.stack([getattr(h, g) for h in heads]) for g in get)
+        def apply_fn(params, x, **kwargs):
+            with _recursion_headroom(depth):
+                out = raw_apply(params, x, **kwargs)
+            return jnp.stack(_flatten_heads(out, depth))
+
+        kernel_fn = self._layerwise_kernel_fn()
 
         return Network(init_fn, apply_fn, kernel_fn, layers)
