@@ -148,8 +148,8 @@ def _empirical_error(width: int, seeds, x) -> float:
 
 def test_empirical_ntk_converges_with_width():
     x = random_inputs(4, 3, seed=5)
-    narrow = _empirical_error(256, seeds=(0, 1), x=x)
-    wide = _empirical_error(2048, seeds=(0, 1), x=x)
+    narrow = _empirical_error(128, seeds=(0, 1, 2), x=x)
+    wide = _empirical_error(1024, seeds=(0, 1, 2), x=x)
     # Fluctuations shrink like 1/sqrt(width): expect about sqrt(8) ~ 2.8x.
     assert wide < narrow / 1.5, (narrow, wide)
     assert wide < 0.1, wide
@@ -160,7 +160,7 @@ def test_empirical_ntk_converges_with_width():
 SPEC = MLP(depth=3, activation="erf", b_std=0.2)
 
 
-@pytest.mark.parametrize("block_size", [1, 5, 7, 16, 64])
+@pytest.mark.parametrize("block_size", [3, 7, 16, 64])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_tiled_equals_untiled(block_size, symmetric):
     x1 = random_inputs(23, 4, seed=6)
