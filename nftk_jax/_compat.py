@@ -71,7 +71,7 @@ def _safe_zip(*args: Any) -> list:
     for arg in args[1:]:
         if len(arg) != n:
             raise ValueError(f"safe_zip: length mismatch: {list(map(len, args))}")
-    return list(zip(*args))
+    return list(zip(*args, strict=True))
 
 
 def _patch_jax() -> None:

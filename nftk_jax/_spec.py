@@ -6,9 +6,11 @@ kernels (``kernel_fn``) and the finite network (``init_fn`` / ``apply_fn``).
 
 The tree, for depth L::
 
-    Dense -> phi -> FanOut(2) -> parallel( V_1,
-                                           Dense -> phi -> FanOut(2) -> parallel( V_2,
-                                                                                  ... V_L))
+    Dense -> phi -> FanOut(2) -> parallel(
+        V_1,
+        Dense -> phi -> FanOut(2) -> parallel(
+            V_2,
+            ... -> parallel(V_{L-1}, Dense -> phi -> V_L)))
 
 Each readout ``V_l`` sees exactly the hidden state ``h_l`` of the shared trunk, so
 its kernel is the stand-alone depth-``l`` NTK, and all L kernels come out of one pass
@@ -192,7 +194,9 @@ class MLP:
 
     Args:
         depth: number of hidden layers L (>= 1); one readout per hidden layer.
-        width: hidden width of the finite network (the kernels do not depend on it).
+        width: hidden width of the finite network. The kernels do not depend on it
+            under ``parameterization='ntk'``; under ``'standard'`` they scale with
+            the fan-in, as in neural-tangents.
         activation: a name in :data:`ACTIVATIONS` (elementwise, closed-form kernel).
         activation_kwargs: parameters of the activation, e.g. ``{'alpha': 0.1}``
             for ``leaky_relu``; unknown keys are an error.

@@ -1,4 +1,7 @@
-"""Input validation shared by the public API: every error names the argument and the fix."""
+"""Input validation shared by the public API.
+
+Every error names the argument and the fix.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,10 @@ def check_positive_float(value: Any, name: str, *, allow_zero: bool = False) -> 
 
 
 def resolve_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
-    """Float dtype to compute in; ``None`` means float64 if x64 is enabled, else float32."""
+    """Float dtype to compute in.
+
+    ``None`` means float64 if x64 is enabled, else float32.
+    """
     if dtype is None:
         return np.dtype(np.float64 if jax.config.jax_enable_x64 else np.float32)
     try:
