@@ -323,12 +323,11 @@ class MLP:
                 return k, head(k)
 
             k = first(x1, x2, None, **kwargs)  # the full Kernel after layer 1
-            heads = head(k)
+            heads = tuple(h[None] for h in head(k))  # (1, n1, n2) each
             if depth > 1:
                 _, rest = jax.lax.scan(step, k, None, length=depth - 1)
                 heads = tuple(
-                    jnp.concatenate([h[None], r])
-                    for h, r in zip(heads, rest, strict=True)
+                    jnp.concatenate([h, r]) for h, r in zip(heads, rest, strict=True)
                 )
             return heads[0] if isinstance(get, str) else heads
 

@@ -277,3 +277,14 @@ BAD_CALLS = [
 def test_invalid_arguments_name_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+@pytest.mark.parametrize("get", ["ntk", "nngp"])
+def test_depth_one_has_a_layer_axis(get):
+    spec = MLP(depth=1)
+    x1, x2 = random_inputs(4, 3, seed=1), random_inputs(2, 3, seed=2)
+    k = layerwise_kernels(spec, x1, x2, get=get)
+    assert k.shape == (1, 4, 2)
+    # x1 != x2: no diagonal entries, so the float64 tolerance of the head test holds.
+    assert_close(k[0], spec.single_depth(1)[2](x1, x2, get), rtol=X64_RTOL)
+    assert layerwise_kernels(spec, x1, get=get).shape == (1, 4, 4)

@@ -179,7 +179,9 @@ def test_matrix_free_matches_cached():
         theta, omega, ridge=ridge, rank=20, landmarks="uniform"
     )
     np.testing.assert_array_equal(pre_free.landmarks, pre.landmarks)
-    assert_close(pre_free.eigvals, pre.eigvals, rtol=1e-8, atol=1e-10)
+    # The landmark block holds x-vs-x diagonal entries, which carry neural-tangents'
+    # sqrt(q1 q2 - q12^2) cancellation (~1e-7 relative) when computed as a cross kernel.
+    assert_close(pre_free.eigvals, pre.eigvals, rtol=1e-6, atol=1e-10)
     warm = solve_cg_matrix_free(
         spec,
         x,
