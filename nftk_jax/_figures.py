@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ._io import atomic_path
+from ._krr import check_omega
 
 __all__ = [
     "row_normalise",
@@ -23,14 +24,7 @@ __all__ = [
 
 
 def _check_omega(omega: Any) -> np.ndarray:
-    om = np.asarray(omega, dtype=np.float64)
-    if om.ndim != 2 or om.size == 0:
-        raise ValueError(f"omega must have shape (d, L), got {om.shape}.")
-    if not np.all(np.isfinite(om)):
-        raise ValueError("omega contains NaN or inf.")
-    if np.any(om < 0):
-        raise ValueError("omega has negative entries; it must be >= 0.")
-    return om
+    return check_omega(omega, allow_zero_rows=True)
 
 
 def row_normalise(omega: Any) -> np.ndarray:

@@ -32,6 +32,7 @@ import optax
 from jax import lax
 
 from ._compat import nt
+from ._krr import check_omega
 from ._spec import MLP
 from ._validation import (
     check_inputs,
@@ -83,27 +84,11 @@ def _check_init(init: Any) -> str:
 def _check_omega(
     omega: Any, depth: int, *, name: str = "omega", n_classes: int | None = None
 ) -> np.ndarray:
-    """``omega`` as a float64 ``(d, L)`` array: finite, non-negative."""
-    if omega is None:
-        raise ValueError(f"{name} is None; pass a (d, L) array of layer weights.")
-    om = np.asarray(omega, dtype=np.float64)
-    if om.ndim != 2 or om.shape[1] != depth or om.shape[0] < 1:
-        raise ValueError(
-            f"{name} must have shape (d, L) = (n_classes, {depth}) for a depth-{depth} "
-            f"spec, got {om.shape}."
-        )
-    if n_classes is not None and om.shape[0] != n_classes:
-        raise ValueError(
-            f"{name} has {om.shape[0]} rows but the targets have {n_classes} classes."
-        )
-    if not np.all(np.isfinite(om)):
-        raise ValueError(f"{name} contains NaN or infinite entries.")
-    if np.any(om < 0):
-        raise ValueError(
-            f"{name} has negative entries (min {om.min():.3g}); layer weights must be "
-            ">= 0 (the head weight is sqrt(omega))."
-        )
-    return om
+    """``omega`` as a float64 ``(d, L)`` array: finite, non-negative (zero rows are
+    allowed: that class's output is then identically zero)."""
+    return check_omega(
+        omega, n_classes=n_classes, depth=depth, name=name, allow_zero_rows=True
+    )
 
 
 def _targets(y: Any, n: int, n_classes: int | None, name: str = "y") -> np.ndarray:

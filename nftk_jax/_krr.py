@@ -57,15 +57,36 @@ def check_ridge(ridge: Any, name: str = "ridge") -> float:
 
 
 def check_omega(
-    omega: Any, *, n_classes: int, depth: int, name: str = "omega"
+    omega: Any,
+    *,
+    n_classes: int | None = None,
+    depth: int | None = None,
+    name: str = "omega",
+    allow_zero_rows: bool = False,
 ) -> np.ndarray:
-    """A ``(n_classes, depth)`` finite, non-negative Omega with no all-zero row."""
+    """A finite, non-negative ``(n_classes, depth)`` Omega as float64.
+
+    ``n_classes`` / ``depth`` of ``None`` accept any non-empty size on that axis.
+    Rows that are all zero are rejected unless ``allow_zero_rows`` (a zero row is a
+    zero kernel for that class, which Theorem 1 cannot invert against a target).
+    """
+    if omega is None:
+        raise ValueError(f"{name} is None; pass a (d, L) array of layer weights.")
     om = np.asarray(omega, dtype=np.float64)
     if om.ndim == 1 and n_classes == 1 and om.shape[0] == depth:
         om = om[None]
-    if om.shape != (n_classes, depth):
+    want = (
+        "?" if n_classes is None else n_classes,
+        "?" if depth is None else depth,
+    )
+    if (
+        om.ndim != 2
+        or om.size == 0
+        or (n_classes is not None and om.shape[0] != n_classes)
+        or (depth is not None and om.shape[1] != depth)
+    ):
         raise ValueError(
-            f"{name} must have shape (n_classes, depth) = ({n_classes}, {depth}), "
+            f"{name} must have shape (n_classes, depth) = ({want[0]}, {want[1]}), "
             f"got {om.shape}."
         )
     if not np.all(np.isfinite(om)):
@@ -76,7 +97,7 @@ def check_omega(
             f"positive combination of kernels); min entry is {om.min():.3g}. "
             "Project it, e.g. with np.maximum(omega, 0)."
         )
-    if np.any(om.sum(axis=1) == 0):
+    if not allow_zero_rows and np.any(om.sum(axis=1) == 0):
         bad = np.flatnonzero(om.sum(axis=1) == 0).tolist()
         raise ValueError(
             f"{name} rows {bad} are all zero: those classes would have a zero kernel; "
