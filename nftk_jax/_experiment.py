@@ -67,6 +67,23 @@ def default_ridge(theta_train: np.ndarray) -> float:
     return float(DEFAULT_RELATIVE_RIDGE * np.mean(diag))
 
 
+def _check_memory(n: int, n_test: int, L: int, d: int, dtype: Any) -> None:
+    """Fail early, naming the fix, when the cached kernels cannot fit in memory."""
+    from ._solvers import default_memory_budget
+
+    item = np.dtype(np.float32 if dtype == np.float32 else np.float64).itemsize
+    # train kernels, their fit/validation slices (0.8^2 + 0.2 * 0.8), the test
+    # kernels and the d class factors of the dense solves.
+    need = item * (L * (1.8 * n * n + n_test * n) + d * n * n)
+    have = 2 * default_memory_budget()  # physical RAM
+    if need > 0.8 * have:
+        raise ValueError(
+            f"n_train={n} with {L} layers needs about {need / 2**30:.1f} GiB for the "
+            f"cached kernels and solves, more than this machine's "
+            f"{have / 2**30:.1f} GiB; lower n_train (--n-train)."
+        )
+
+
 def _accuracy(scores: Any, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(np.asarray(scores), axis=1) == labels))
 
@@ -172,6 +189,7 @@ def run_fit(
         "data_sha256": _hash_arrays(x_tr, y_tr, x_te, y_te),
         "title": f"{dataset.name}, {spec.activation}, L = {L}",
     }
+    _check_memory(len(x_tr), len(x_te), L, d, dtype)
     write_json(out / "config.json", config)
     timings: dict[str, float] = {}
 

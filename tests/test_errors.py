@@ -146,6 +146,11 @@ CASES = {
         "directory",
     ),
     "cli-out-not-writable": (_blocked_out, SystemExit, "--out"),
+    "cli-kernels-too-big": (
+        _cli(["fit", "--dataset", "digits", "--depth", "5000", "--out", "TMP"]),
+        SystemExit,
+        "--n-train",
+    ),
 }
 
 
