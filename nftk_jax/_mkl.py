@@ -918,6 +918,20 @@ def _validation_split(
     return train_idx, val_idx
 
 
+def _check_cached_kernels_fit(n: int, depth: int, dtype: np.dtype) -> None:
+    """The learner caches ``(L, n, n)`` kernels: fail early when they cannot fit."""
+    mod = _solvers_module()
+    ram = 2 * mod.default_memory_budget()
+    need = np.dtype(dtype).itemsize * depth * n * n * 2  # kernels + their slices
+    if need > 0.8 * ram:
+        raise ValueError(
+            f"x has n={n} rows: the cached (L, n, n) kernels need about "
+            f"{need / 2**30:.1f} GiB, more than this machine's {ram / 2**30:.1f} GiB. "
+            "Learn Omega on a subset of x; fixed-Omega solves at this size are "
+            "available matrix-free (solve_cg_matrix_free)."
+        )
+
+
 def fit_mkl(
     spec: Any,
     x: Any,
@@ -1002,6 +1016,7 @@ def fit_mkl(
             return rho * float(np.mean(diag))
 
         dt = resolve_dtype(dtype)
+        _check_cached_kernels_fit(len(xx), spec.depth, dt)
         kern = {"memory_budget": memory_budget, "dtype": dt, "progress": progress}
         split = objective == "val_mse" and x_val is None
         if x_val is not None:

@@ -128,6 +128,13 @@ CASES = {
         "theta_val",
     ),
     "steps-zero": (lambda t: _fit(steps=0), ValueError, "steps"),
+    "kernels-exceed-memory": (
+        lambda t: nk.fit_mkl(
+            nk.MLP(depth=10), np.ones((60_000, 1)), np.arange(60_000) % 2, ridge=1.0
+        ),
+        ValueError,
+        "x has n=60000",
+    ),
     "corrupt-checkpoint": (_corrupt_checkpoint, CheckpointError, "checkpoint"),
     "foreign-checkpoint": (_foreign_checkpoint, CheckpointError, "checkpoint"),
     "cli-unknown-dataset": (
