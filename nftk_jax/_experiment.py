@@ -21,7 +21,6 @@ Everything a run writes goes to one directory, atomically: ``config.json``,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -30,35 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from ._io import ensure_writable_dir, write_json, write_npy
+from ._checkpoint import problem_digest
+from ._io import _jsonable, ensure_writable_dir, write_json, write_npy
 from ._spec import MLP
 
-__all__ = ["NORMALIZATIONS", "default_ridge", "run_fit", "stratified_split"]
+__all__ = ["NORMALIZATIONS", "default_ridge", "run_fit"]
 
 #: How layer kernels are scaled before mixing.
 NORMALIZATIONS = ("trace", "none")
 
 #: Default ridge relative to the mean training diagonal of the (normalised) kernels.
 DEFAULT_RELATIVE_RIDGE = 1e-3
-
-
-def stratified_split(
-    y: np.ndarray, *, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of indices into (fit, validation), stratified by label."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}.")
-    rng = np.random.default_rng(seed)
-    val = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        rng.shuffle(idx)
-        val.append(idx[: max(1, round(fraction * len(idx)))])
-    val = np.sort(np.concatenate(val))
-    fit = np.setdiff1d(np.arange(len(y)), val)
-    if len(fit) == 0:
-        raise ValueError("validation_fraction leaves no training examples.")
-    return fit, val
 
 
 def default_ridge(theta_train: np.ndarray) -> float:
@@ -86,15 +67,6 @@ def _check_memory(n: int, n_test: int, L: int, d: int, dtype: Any) -> None:
 
 def _accuracy(scores: Any, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(np.asarray(scores), axis=1) == labels))
-
-
-def _hash_arrays(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def _evaluate(theta_tr, theta_te, y_tr_enc, y_te, omega, ridge) -> float:
@@ -147,7 +119,7 @@ def run_fit(
     """
     from ._kernels import layerwise_kernels
     from ._krr import encode_targets
-    from ._mkl import fit_mkl_kernels
+    from ._mkl import _validation_split, fit_mkl_kernels
 
     if normalize not in NORMALIZATIONS:
         raise ValueError(
@@ -186,7 +158,9 @@ def run_fit(
         "normalize": normalize,
         "validation_fraction": validation_fraction,
         "seed": seed,
-        "data_sha256": _hash_arrays(x_tr, y_tr, x_te, y_te),
+        "data_sha256": problem_digest(
+            {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}, {}
+        ),
         "title": f"{dataset.name}, {spec.activation}, L = {L}",
     }
     _check_memory(len(x_tr), len(x_te), L, d, dtype)
@@ -238,8 +212,8 @@ def run_fit(
 
     t0 = time.perf_counter()
     if objective == "val_mse":
-        fit_idx, val_idx = stratified_split(
-            y_tr, fraction=validation_fraction, seed=seed
+        fit_idx, val_idx = _validation_split(
+            y_tr, validation_fraction, seed, stratify=True
         )
         theta_fit = theta_tr[:, fit_idx][:, :, fit_idx]
         theta_val = theta_tr[:, val_idx][:, :, fit_idx]
@@ -309,8 +283,4 @@ def run_fit(
             out / "omega_trajectory.png",
             objective=np.asarray(hist.objective).tolist(),
         )
-    return json.loads(json.dumps(metrics, default=_json_default))
-
-
-def _json_default(x: Any) -> Any:
-    return np.asarray(x).tolist()
+    return json.loads(json.dumps(metrics, default=_jsonable))

@@ -180,13 +180,42 @@ def combine_kernels(theta: Any, omega: Any) -> jax.Array:
 
 
 @jax.jit
-def _chol_solve(k: jax.Array, y: jax.Array, shift: jax.Array):
-    # k: (b, n, n); y: (b, n, r) right-hand sides per factorisation.
-    n = k.shape[-1]
-    a = k + shift * jnp.eye(n, dtype=k.dtype)
-    chol = jnp.linalg.cholesky(a)
-    sol = jax.scipy.linalg.cho_solve((chol, True), y)
-    return sol, jnp.all(jnp.isfinite(chol))
+def _cholesky(k: jax.Array, shift: jax.Array):
+    # k: (b, n, n) -> lower factors of k + shift I and whether all are finite.
+    chol = jnp.linalg.cholesky(k + shift * jnp.eye(k.shape[-1], dtype=k.dtype))
+    return chol, jnp.all(jnp.isfinite(chol))
+
+
+def cholesky_with_jitter(k: jax.Array, ridge: float) -> tuple[jax.Array, float]:
+    """Lower Cholesky factors ``(b, n, n)`` of ``k + ridge I``, with jitter.
+
+    When a factorisation fails (not numerically positive definite) a jitter relative
+    to the mean diagonal is added, escalating through ``1e-12 .. 1e-6``, with a
+    warning. Returns the factors and the absolute jitter added.
+    """
+    scale = float(jnp.mean(jnp.diagonal(k, axis1=-2, axis2=-1)))
+    for rel in _JITTERS:
+        jit_abs = rel * max(scale, 1e-300)
+        chol, ok = _cholesky(k, jnp.asarray(ridge + jit_abs, dtype=k.dtype))
+        if bool(ok):
+            if rel > 0:
+                warnings.warn(
+                    f"K_c + ridge I was not numerically positive definite; added a "
+                    f"jitter of {jit_abs:.3g} to the diagonal. Increase ridge or "
+                    "use float64.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return chol, jit_abs
+    raise np.linalg.LinAlgError(
+        "Cholesky of K_c + ridge I failed even with jitter; the kernels contain "
+        "non-finite values or ridge is far too small."
+    )
+
+
+@jax.jit
+def _cho_solve(chol: jax.Array, rhs: jax.Array) -> jax.Array:
+    return jax.scipy.linalg.cho_solve((chol, True), rhs)
 
 
 def krr_fit(
@@ -223,25 +252,8 @@ def krr_fit(
     # factorisation with d right-hand sides instead of d factorisations.
     k = combine_kernels(theta, om[:1] if shared else om)
     rhs = yy[None] if shared else yy.T[..., None]
-    scale = float(jnp.mean(jnp.diagonal(k, axis1=1, axis2=2)))
-    for rel in _JITTERS:
-        jit_abs = rel * max(scale, 1e-300)
-        sol, ok = _chol_solve(k, rhs, jnp.asarray(rho + jit_abs, dtype=theta.dtype))
-        if bool(ok):
-            if rel > 0:
-                warnings.warn(
-                    f"K_c + ridge I was not numerically positive definite; added a "
-                    f"jitter of {jit_abs:.3g} to the diagonal. Increase ridge or "
-                    "use float64.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            break
-    else:
-        raise np.linalg.LinAlgError(
-            "Cholesky of K_c + ridge I failed even with jitter; the kernels contain "
-            "non-finite values or ridge is far too small."
-        )
+    chol, jit_abs = cholesky_with_jitter(k, rho)
+    sol = _cho_solve(chol, rhs)
     alpha = sol[0] if shared else sol[..., 0].T
     cond = np.full(om.shape[0], np.nan)
     if compute_cond:

@@ -36,7 +36,14 @@ import optax
 
 from ._checkpoint import load_checkpoint, problem_digest, save_checkpoint
 from ._constraints import check_constraint, make_projection
-from ._krr import check_omega, check_ridge, encode_targets, krr_predict
+from ._krr import (
+    check_omega,
+    check_ridge,
+    cholesky_with_jitter,
+    combine_kernels,
+    encode_targets,
+    krr_predict,
+)
 from ._objectives import (
     SCALE_FREE_ILL_POSED,
     check_objective,
@@ -56,8 +63,6 @@ __all__ = [
 
 #: Names accepted by ``solver=``.
 SOLVERS = ("auto", "dense", "cg")
-#: Relative jitters tried, in order, when ``K_c + ridge I`` is not numerically PD.
-_JITTERS = (0.0, 1e-12, 1e-10, 1e-8, 1e-6)
 #: Armijo sufficient-decrease constant.
 _ARMIJO_SIGMA = 1e-4
 #: Relative-change stopping needs this many consecutive small steps.
@@ -158,41 +163,13 @@ class NFTKResult(NamedTuple):
 
 # -- linear solves ------------------------------------------------------------------
 @jax.jit
-def _combine(theta, omega):
-    return jnp.einsum("cl,lij->cij", omega, theta)
-
-
-@jax.jit
-def _cholesky(k, shift):
-    chol = jnp.linalg.cholesky(k + shift * jnp.eye(k.shape[-1], dtype=k.dtype))
-    return chol, jnp.all(jnp.isfinite(chol))
-
-
-@jax.jit
 def _cho_solve(chol, rhs):
     return jax.scipy.linalg.cho_solve((chol, True), rhs.T[..., None])[..., 0].T
 
 
 def _dense_factor(theta: jax.Array, omega: jax.Array, ridge: float) -> jax.Array:
     """Batched Cholesky factors ``(d, n, n)`` of ``K_c + ridge I``, with jitter."""
-    k = _combine(theta, omega)
-    scale = float(jnp.mean(jnp.diagonal(k, axis1=1, axis2=2)))
-    for rel in _JITTERS:
-        jit_abs = rel * max(scale, 1e-300)
-        chol, ok = _cholesky(k, jnp.asarray(ridge + jit_abs, dtype=k.dtype))
-        if bool(ok):
-            if rel > 0:
-                warnings.warn(
-                    f"K_c + ridge I was not numerically positive definite; added a "
-                    f"jitter of {jit_abs:.3g} to the diagonal. Increase ridge.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            return chol
-    raise np.linalg.LinAlgError(
-        "Cholesky of K_c + ridge I failed even with jitter; the kernels contain "
-        "non-finite values or ridge is far too small."
-    )
+    return cholesky_with_jitter(combine_kernels(theta, omega), ridge)[0]
 
 
 #: Largest n for which ``solver='auto'`` factorises densely when memory allows.
@@ -870,7 +847,7 @@ def _result(
     omega = np.asarray(state.omega, dtype=np.float64)
     cond = np.full(d, np.nan)
     if compute_cond:
-        k = np.asarray(_combine(th, state.omega), dtype=np.float64)
+        k = np.asarray(combine_kernels(th, state.omega), dtype=np.float64)
         ev = np.linalg.eigvalsh(k)
         cond = (ev[:, -1] + rho) / np.maximum(ev[:, 0] + rho, 1e-300)
     return NFTKResult(
@@ -891,10 +868,18 @@ def _result(
 
 
 # -- from inputs --------------------------------------------------------------------
+def _check_fraction(fraction: Any) -> float:
+    frac = _check_float(fraction, "validation_fraction")
+    if frac >= 1:
+        raise ValueError(f"validation_fraction must lie in (0, 1), got {fraction}.")
+    return frac
+
+
 def _validation_split(
     y: np.ndarray, fraction: float, seed: int, stratify: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (stratified for labels) split into sorted train and validation indices."""
+    _check_fraction(fraction)
     rng = np.random.default_rng(seed)
     n = len(y)
     groups = (
@@ -996,11 +981,7 @@ def fit_mkl(
                 f"shape {y_arr.shape}."
             )
         objective = check_objective(objective)
-        frac = _check_float(validation_fraction, "validation_fraction")
-        if frac >= 1:
-            raise ValueError(
-                f"validation_fraction must lie in (0, 1), got {validation_fraction}."
-            )
+        frac = _check_fraction(validation_fraction)
         # Encode once on all labels so the split keeps every class index.
         _, is_clf = encode_targets(
             y_arr, len(xx), n_classes=options.get("n_classes"), name="y"
