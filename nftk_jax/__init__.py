@@ -39,8 +39,10 @@ from ._mkl import fit_mkl_kernels as fit_mkl_kernels
 from ._objectives import OBJECTIVES as OBJECTIVES
 from ._ridge import RidgeSelection as RidgeSelection
 from ._ridge import select_ridge as select_ridge
+from ._solvers import CholeskyPreconditioner as CholeskyPreconditioner
 from ._solvers import NystromPreconditioner as NystromPreconditioner
 from ._solvers import SolveResult as SolveResult
+from ._solvers import cholesky_preconditioner as cholesky_preconditioner
 from ._solvers import nystrom_preconditioner as nystrom_preconditioner
 from ._solvers import plan_solver as plan_solver
 from ._solvers import solve_cg as solve_cg

@@ -63,6 +63,8 @@ __all__ = [
 
 #: Names accepted by ``solver=``.
 SOLVERS = ("auto", "dense", "cg")
+#: Names accepted by ``preconditioner=`` (CG only).
+PRECONDITIONERS = ("cholesky", "nystrom", "none")
 #: Armijo sufficient-decrease constant.
 _ARMIJO_SIGMA = 1e-4
 #: Relative-change stopping needs this many consecutive small steps.
@@ -173,7 +175,10 @@ def _dense_factor(theta: jax.Array, omega: jax.Array, ridge: float) -> jax.Array
 
 
 #: Largest n for which ``solver='auto'`` factorises densely when memory allows.
-_DENSE_MAX_N = 5000
+#: Measured on MNIST-5k (L = d = 10, val_mse + simplex, 2-core CPU): dense and CG
+#: with the mean-kernel Cholesky preconditioner take the same time at n = 1600,
+#: dense is 1.3x faster at n = 800 and 2.2-2.7x slower at n = 3200.
+_DENSE_MAX_N = 2000
 
 
 def _solvers_module():
@@ -200,10 +205,6 @@ def _resolve_solver(solver: str, n: int, L: int, d: int, memory_budget) -> str:
     if mod is None or not hasattr(mod, "plan_solver") or not has_cg:
         return "dense"
     kw = {} if memory_budget is None else {"memory_budget": memory_budget}
-    # One dense factor serves both the value and the adjoint solve of an Omega
-    # evaluation, so the learner prefers it further than plan_solver's single-solve
-    # default: on MNIST-5k (n = 3200, L = d = 10, 2-core CPU) dense took 5.3 s per
-    # Omega against 6.0 s for warm-started, Nystrom-preconditioned CG.
     plan = mod.plan_solver(n, L, d, dtype=np.float64, dense_max_n=_DENSE_MAX_N, **kw)
     # The kernels are already in memory here, so a matrix-free plan means CG.
     return "dense" if plan == "dense" else "cg"
@@ -221,6 +222,8 @@ def _make_solver(
     cg_tol: float,
     cg_maxiter,
     precondition_rank: int = 0,
+    preconditioner: str = "cholesky",
+    reference: Any = None,
 ) -> Prepare:
     """The single place where the learner's linear solves are chosen."""
     if kind == "dense":
@@ -235,18 +238,23 @@ def _make_solver(
     solve_cg = mod.solve_cg
     n, L = theta.shape[-1], theta.shape[0]
     pre = None
-    if precondition_rank and hasattr(mod, "nystrom_preconditioner"):
-        # Built once per fit from the uniform mix (the mean kernel of any Omega is
-        # close to it, and a fixed choice keeps resumed fits bit-identical); CG is
-        # slow without it when the ridge is small relative to the kernel.
+    ref = np.full((1, L), 1.0 / L) if reference is None else np.asarray(reference)
+    # Built once per fit from the starting Omega: the mean kernel of any Omega is
+    # close to it (the layer kernels are strongly correlated), and a fixed choice
+    # keeps resumed fits bit-identical. CG is slow without one when the ridge is
+    # small relative to the kernel.
+    if preconditioner == "cholesky":
+        pre = mod.cholesky_preconditioner(theta, ref, ridge=ridge)
+    elif preconditioner == "nystrom" and precondition_rank:
         pre = mod.nystrom_preconditioner(
-            theta,
-            np.full((1, L), 1.0 / L),
-            ridge=ridge,
-            rank=min(int(precondition_rank), n),
+            theta, ref, ridge=ridge, rank=min(int(precondition_rank), n)
         )
 
     def prepare_cg(omega):
+        # Products with the L layer kernels read L n^2 floats per iteration; with
+        # the class kernels formed first, d n^2 (after (L + d) n^2 to form them).
+        form = L > 2 * omega.shape[0]
+
         def solve(rhs, x0=None):
             res = solve_cg(
                 theta,
@@ -257,6 +265,7 @@ def _make_solver(
                 tol=cg_tol,
                 maxiter=cg_maxiter,
                 preconditioner=pre,
+                form_kernels=form,
             )
             return jnp.asarray(res.alpha, dtype=theta.dtype)
 
@@ -342,6 +351,7 @@ def fit_mkl_kernels(
     compute_cond: bool = False,
     cg_tol: float = 1e-10,
     cg_maxiter: int | None = None,
+    preconditioner: str = "cholesky",
     precondition_rank: int = 500,
     max_backtracks: int = 40,
     memory_budget: int | None = None,
@@ -387,9 +397,12 @@ def fit_mkl_kernels(
         compute_cond: compute ``cond`` of each final system (an eigendecomposition).
         cg_tol: relative residual tolerance of CG solves.
         cg_maxiter: CG iteration cap (``None``: the solver's default).
-        precondition_rank: rank of the Nystrom preconditioner of the uniform-mix
-            kernel used by CG (pivoted-Cholesky landmarks; built once per fit);
-            ``0`` disables it.
+        preconditioner: of the CG solves, built once per fit from the mean layer
+            weights of ``omega_init`` and shared by all classes: ``'cholesky'``
+            (default; exact inverse of the mean-kernel system, :math:`n^2` extra
+            floats), ``'nystrom'`` (rank ``precondition_rank``, pivoted-Cholesky
+            landmarks, :math:`O(n\,m)` floats) or ``'none'``.
+        precondition_rank: rank ``m`` of the ``'nystrom'`` preconditioner.
         max_backtracks: Armijo halvings before giving up.
         memory_budget: bytes, passed to the solver planner for ``solver='auto'``.
 
@@ -440,6 +453,7 @@ def fit_mkl_kernels(
             compute_cond=compute_cond,
             cg_tol=cg_tol,
             cg_maxiter=cg_maxiter,
+            preconditioner=preconditioner,
             precondition_rank=precondition_rank,
             max_backtracks=max_backtracks,
             memory_budget=memory_budget,
@@ -471,6 +485,7 @@ def _fit(
     compute_cond,
     cg_tol,
     cg_maxiter,
+    preconditioner,
     precondition_rank,
     max_backtracks,
     memory_budget,
@@ -488,6 +503,11 @@ def _fit(
     precondition_rank = check_positive_int(
         precondition_rank, "precondition_rank", minimum=0
     )
+    if not isinstance(preconditioner, str) or preconditioner not in PRECONDITIONERS:
+        raise ValueError(
+            f"preconditioner={preconditioner!r} is unknown; choose one of "
+            f"{list(PRECONDITIONERS)}."
+        )
     if optimizer is not None and learning_rate is not None:
         raise ValueError(
             "pass either learning_rate (fixed-step projected gradient) or optimizer "
@@ -555,6 +575,7 @@ def _fit(
         "learning_rate": learning_rate,
         "optimizer": None if optimizer is None else type(optimizer).__name__,
         "solver": kind,
+        "preconditioner": preconditioner if kind == "cg" else None,
         "n_classes": d,
         "is_classification": is_clf,
         "max_backtracks": max_backtracks,
@@ -588,6 +609,8 @@ def _fit(
         cg_tol=cg_tol,
         cg_maxiter=cg_maxiter,
         precondition_rank=precondition_rank,
+        preconditioner=preconditioner,
+        reference=om0,
     )
     counters = {"solves": 0, "evaluations": 0}
 
@@ -1049,6 +1072,8 @@ def fit_mkl(
                     cg_tol=options.get("cg_tol", 1e-10),
                     cg_maxiter=options.get("cg_maxiter"),
                     precondition_rank=options.get("precondition_rank", 500),
+                    preconditioner=options.get("preconditioner", "cholesky"),
+                    reference=res.omega,
                 )
                 alpha = prepare(jnp.asarray(res.omega))(jnp.asarray(Y_all), None)
                 res = res._replace(alpha=np.asarray(alpha, dtype=np.float64))

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._kernels import layerwise_kernels, layerwise_matvec
-from ._krr import check_omega, check_ridge, krr_fit
+from ._krr import check_omega, check_ridge, cholesky_with_jitter, krr_fit
 from ._spec import MLP
 from ._validation import (
     check_inputs,
@@ -40,8 +40,10 @@ from ._validation import (
 
 __all__ = [
     "DEFAULT_DENSE_MAX_N",
+    "CholeskyPreconditioner",
     "NystromPreconditioner",
     "SolveResult",
+    "cholesky_preconditioner",
     "default_memory_budget",
     "nystrom_preconditioner",
     "plan_solver",
@@ -107,6 +109,43 @@ def _apply_nystrom(basis, eigvals, ridge, shift, r):
     return r / shift + basis @ (coef[:, None] * (basis.T @ r))
 
 
+class CholeskyPreconditioner(NamedTuple):
+    r"""Exact inverse of the mean-kernel system, shared by all classes.
+
+    With :math:`\bar K = \sum_l \bar w_l \Theta_l` (the layer weights averaged over
+    classes) and the lower Cholesky factor :math:`R R^\top = \bar K + \rho I`, the
+    preconditioner is :math:`P^{-1} r = R^{-\top} R^{-1} r`. It stores
+    :math:`R^{-1}` so that applying it is two matrix products (memory-bound, like
+    the CG matvec) instead of two triangular solves, which run at a fraction of
+    the speed on CPU.
+
+    One :math:`n\times n` factorisation serves all ``d`` classes. Because the
+    layer kernels of an MLP are strongly correlated, :math:`P^{-1}(K_c + \rho I)`
+    stays well conditioned for every row :math:`\omega_c`: on MNIST-5k (n = 3200,
+    L = d = 10, ridge 1e-3 of the mean diagonal) CG needs 10-21 iterations to
+    reach 1e-8 from a cold start, against hundreds without it.
+    """
+
+    inverse_factor: jax.Array  # (n, n) float: R^{-1}, lower triangular
+    weights: np.ndarray  # (L,) float64: layer weights of the mean kernel
+    ridge: float  # rho of the systems to precondition
+    jitter: float  # extra diagonal the factorisation needed (absolute)
+
+    def apply(self, r: Any) -> jax.Array:
+        """:math:`P^{-1} r` for ``r`` of shape ``(n, k)``."""
+        return _apply_cholesky(self.inverse_factor, jnp.asarray(r))
+
+
+def _apply_cholesky(inverse_factor, r):
+    return inverse_factor.T @ (inverse_factor @ r)
+
+
+@jax.jit
+def _inverse_factor(chol):
+    eye = jnp.eye(chol.shape[-1], dtype=chol.dtype)
+    return jax.scipy.linalg.solve_triangular(chol, eye, lower=True)
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -149,19 +188,27 @@ def _check_x0(x0: Any, shape: tuple[int, int], dtype: np.dtype) -> jax.Array:
 
 
 def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
-    """``None`` or the ``(basis, eigvals, ridge, shift)`` arrays of a preconditioner."""
+    """``None``, ``(inverse_factor,)`` or ``(basis, eigvals, ridge, shift)``."""
     if pre is None:
         return None
-    if not isinstance(pre, NystromPreconditioner):
+    if not isinstance(pre, NystromPreconditioner | CholeskyPreconditioner):
         raise ValueError(
-            "preconditioner must be None or a NystromPreconditioner from "
-            f"nystrom_preconditioner, got {type(pre).__name__}."
+            "preconditioner must be None, a NystromPreconditioner from "
+            "nystrom_preconditioner or a CholeskyPreconditioner from "
+            f"cholesky_preconditioner, got {type(pre).__name__}."
         )
-    if pre.basis.shape[0] != n:
+    size = (
+        pre.basis.shape[0]
+        if isinstance(pre, NystromPreconditioner)
+        else pre.inverse_factor.shape[0]
+    )
+    if size != n:
         raise ValueError(
-            f"preconditioner was built for n={pre.basis.shape[0]} points but the "
+            f"preconditioner was built for n={size} points but the "
             f"system has n={n}; rebuild it on the same training set."
         )
+    if isinstance(pre, CholeskyPreconditioner):
+        return (jnp.asarray(pre.inverse_factor, dtype),)
     return (
         jnp.asarray(pre.basis, dtype),
         jnp.asarray(pre.eigvals, dtype),
@@ -304,7 +351,11 @@ class _CGState(NamedTuple):
 
 
 def _precondition(pre, r):
-    return r if pre is None else _apply_nystrom(*pre, r)
+    if pre is None:
+        return r
+    if len(pre) == 1:  # pytree structure is static under jit
+        return _apply_cholesky(pre[0], r)
+    return _apply_nystrom(*pre, r)
 
 
 def _cg_init(ax0, b, x0, tol, pre):
@@ -373,7 +424,7 @@ def solve_cg(
     x0: Any = None,
     tol: float = 1e-8,
     maxiter: int | None = None,
-    preconditioner: NystromPreconditioner | None = None,
+    preconditioner: NystromPreconditioner | CholeskyPreconditioner | None = None,
     form_kernels: bool | None = None,
     memory_budget: int | None = None,
 ) -> SolveResult:
@@ -400,7 +451,8 @@ def solve_cg(
         tol: relative residual target, > 0.
         maxiter: iteration cap, >= 1; ``None``: ``10 n`` (and a warning if it is
             reached).
-        preconditioner: a :class:`NystromPreconditioner` or ``None``.
+        preconditioner: a :class:`CholeskyPreconditioner`, a
+            :class:`NystromPreconditioner` or ``None``.
         form_kernels: form ``(d, n, n)`` once (faster per iteration); ``None``:
             when :math:`8 d n^2` bytes fit ``memory_budget``.
         memory_budget: bytes; default half of physical RAM.
@@ -447,7 +499,7 @@ def solve_cg_matrix_free(
     x0: Any = None,
     tol: float = 1e-6,
     maxiter: int | None = None,
-    preconditioner: NystromPreconditioner | None = None,
+    preconditioner: NystromPreconditioner | CholeskyPreconditioner | None = None,
     block_size: int | None = None,
     memory_budget: int | None = None,
     dtype: Any = None,
@@ -689,3 +741,54 @@ def nystrom_preconditioner(
     eigvals = sv * sv
     shift = rho + float(eigvals[-1]) if scale_complement else rho
     return NystromPreconditioner(u, eigvals, rho, shift, idx)
+
+
+def cholesky_preconditioner(
+    theta: Any, omega: Any, *, ridge: float
+) -> CholeskyPreconditioner:
+    r"""Factorise the mean kernel once; precondition every class's CG with it.
+
+    :math:`\bar K = \sum_l \bar\omega_l\Theta_l` with
+    :math:`\bar\omega = \frac1d\sum_c\Omega_{c,:}`; costs one :math:`n\times n`
+    Cholesky factorisation and one triangular inversion (:math:`\frac23 n^3`
+    flops, instead of :math:`\frac d3 n^3` for per-class factors) and
+    :math:`n^2` floats. A jitter is added, with a warning, if
+    :math:`\bar K + \rho I` is not numerically positive definite.
+
+    Args:
+        theta: ``(L, n, n)`` cached training kernels.
+        omega: ``(d, L)`` non-negative layer weights (or ``(1, L)``).
+        ridge: :math:`\rho > 0`, the ridge of the systems to precondition.
+
+    Returns:
+        A :class:`CholeskyPreconditioner` to pass as ``preconditioner=``.
+
+    Example:
+        >>> import numpy as np
+        >>> from nftk_jax import MLP, layerwise_kernels
+        >>> from nftk_jax._solvers import cholesky_preconditioner, solve_cg
+        >>> x = np.random.default_rng(0).normal(size=(40, 3))
+        >>> theta = layerwise_kernels(MLP(depth=3), x)
+        >>> y = np.random.default_rng(1).normal(size=(40, 2))
+        >>> omega = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
+        >>> pre = cholesky_preconditioner(theta, omega, ridge=1e-3)
+        >>> res = solve_cg(theta, y, omega, ridge=1e-3, preconditioner=pre)
+        >>> bool(res.residual.max() < 1e-8), res.iterations < 40
+        (True, True)
+    """
+    rho = check_ridge(ridge)
+    dt = resolve_dtype(None)
+    th = jnp.asarray(theta, dt)
+    if th.ndim != 3 or th.shape[1] != th.shape[2]:
+        raise ValueError(
+            f"theta must be the (L, n, n) training kernels, got shape {th.shape}."
+        )
+    om = np.asarray(omega, dtype=np.float64)
+    n_classes = om.shape[0] if om.ndim == 2 else 1
+    om = check_omega(om, n_classes=n_classes, depth=th.shape[0])
+    w = om.mean(axis=0)
+    mean = jnp.einsum("l,lij->ij", jnp.asarray(w, dt), th)
+    chol, jitter = cholesky_with_jitter(mean, rho)
+    del mean
+    linv = _inverse_factor(chol)
+    return CholeskyPreconditioner(linv, w, rho, float(jitter))

@@ -162,6 +162,7 @@ def _bad_cases():
         ({"tol": 0.0}, "tol"),
         ({"tol": -1.0}, "tol"),
         ({"solver": "qr"}, "solver"),
+        ({"preconditioner": "ilu", "solver": "cg"}, "preconditioner"),
         ({"learning_rate": 0.1, "optimizer": optax.sgd(0.1)}, "learning_rate"),
     ]
 
@@ -175,9 +176,17 @@ def test_bad_inputs(problem, bad, match):
         fit_mkl_kernels(kw.pop("theta"), kw.pop("y"), **kw)
 
 
-def test_cg_solver_follows_the_dense_path(problem):
+@pytest.mark.parametrize("preconditioner", ["cholesky", "nystrom", "none"])
+def test_cg_solver_follows_the_dense_path(problem, preconditioner):
     dense = _fit(problem, steps=6, tol=1e-14, solver="dense")
-    cg = _fit(problem, steps=6, tol=1e-14, solver="cg", cg_tol=1e-12)
+    cg = _fit(
+        problem,
+        steps=6,
+        tol=1e-14,
+        solver="cg",
+        cg_tol=1e-12,
+        preconditioner=preconditioner,
+    )
     assert dense.solver == "dense" and cg.solver == "cg"
     assert cg.n_evaluations >= cg.n_steps + 1
     assert_close(cg.omega, dense.omega, rtol=1e-6, atol=1e-8)

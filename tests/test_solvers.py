@@ -7,8 +7,10 @@ import pytest
 
 from nftk_jax import MLP, layerwise_kernels
 from nftk_jax._solvers import (
+    CholeskyPreconditioner,
     NystromPreconditioner,
     SolveResult,
+    cholesky_preconditioner,
     nystrom_preconditioner,
     plan_solver,
     solve_cg,
@@ -104,6 +106,43 @@ def test_preconditioner_is_woodbury_inverse():
         RIDGE + lam[-1]
     )
     assert_close(scaled.apply(r), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_cholesky_preconditioner_is_inverse_of_mean_system():
+    theta, _, omega = problem()
+    pre = cholesky_preconditioner(theta, omega, ridge=RIDGE)
+    assert isinstance(pre, CholeskyPreconditioner) and pre.jitter == 0.0
+    assert_close(pre.weights, omega.mean(axis=0))
+    kbar = np.einsum("l,lij->ij", omega.mean(axis=0), theta) + RIDGE * np.eye(120)
+    r = np.random.default_rng(3).normal(size=(120, 4))
+    assert_close(pre.apply(r), np.linalg.solve(kbar, r), rtol=1e-8, atol=1e-10)
+    # The stored factor is the inverse of a lower-triangular Cholesky factor.
+    linv = np.asarray(pre.inverse_factor)
+    assert_close(np.triu(linv, 1), np.zeros_like(linv), atol=0)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.15])
+def test_cholesky_preconditioned_cg_matches_cholesky(decay):
+    theta, y, omega = problem(decay=decay)
+    ridge = RIDGE if decay == 0.0 else 1e-8
+    ref = solve_dense(theta, y, omega, ridge=ridge)
+    plain = solve_cg(theta, y, omega, ridge=ridge, tol=1e-10, maxiter=2000)
+    pre = cholesky_preconditioner(theta, omega, ridge=ridge)
+    res = solve_cg(theta, y, omega, ridge=ridge, tol=1e-10, preconditioner=pre)
+    assert np.all(res.residual < 1e-9)
+    scale = np.abs(np.asarray(ref.alpha)).max()
+    assert_close(res.alpha, ref.alpha, rtol=1e-6, atol=1e-7 * scale)
+    # Classes whose rows differ from the mean still converge much faster.
+    assert res.iterations < plain.iterations / 2, (res.iterations, plain.iterations)
+
+
+def test_cholesky_preconditioner_exact_for_a_shared_row():
+    """Every class uses the mean row: P^{-1} A = I, so one CG step is exact."""
+    theta, y, omega = problem()
+    omega = np.tile(omega[:1], (3, 1))
+    pre = cholesky_preconditioner(theta, omega, ridge=RIDGE)
+    res = solve_cg(theta, y, omega, ridge=RIDGE, tol=1e-10, preconditioner=pre)
+    assert res.iterations <= 2 and np.all(res.residual < 1e-9)
 
 
 def test_preconditioning_cuts_iterations_on_ill_conditioned_problem():
