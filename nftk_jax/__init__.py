@@ -37,6 +37,10 @@ from ._mkl import NFTKResult as NFTKResult
 from ._mkl import fit_mkl as fit_mkl
 from ._mkl import fit_mkl_kernels as fit_mkl_kernels
 from ._objectives import OBJECTIVES as OBJECTIVES
+from ._operators import ArrayLayerOperator as ArrayLayerOperator
+from ._operators import DiskLayerOperator as DiskLayerOperator
+from ._operators import LayerOperator as LayerOperator
+from ._operators import StreamedLayerOperator as StreamedLayerOperator
 from ._ridge import RidgeSelection as RidgeSelection
 from ._ridge import select_ridge as select_ridge
 from ._solvers import CholeskyPreconditioner as CholeskyPreconditioner

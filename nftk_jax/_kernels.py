@@ -216,13 +216,19 @@ def _tile_grid(plan: _Plan, *, symmetric: bool):
             yield i0, j0
 
 
-def _compute_tile(plan: _Plan, i0: int, j0: int) -> tuple[slice, slice, jax.Array]:
+def _padded_tile(plan: _Plan, i0: int, j0: int) -> tuple[slice, slice, jax.Array]:
+    """The tile at ``(i0, j0)`` at its full, padded ``(G, L, row_block, col_block)``."""
     rows = slice(i0, min(i0 + plan.row_block, len(plan.x1)))
     cols = slice(j0, min(j0 + plan.col_block, len(plan.x2)))
     xb1 = _pad_rows(plan.x1[rows], plan.row_block)
     xb2 = _pad_rows(plan.x2[cols], plan.col_block)
     with _dtype_scope(plan.dtype):
         out = plan.fn(xb1, xb2)
+    return rows, cols, out
+
+
+def _compute_tile(plan: _Plan, i0: int, j0: int) -> tuple[slice, slice, jax.Array]:
+    rows, cols, out = _padded_tile(plan, i0, j0)
     return rows, cols, out[:, :, : rows.stop - rows.start, : cols.stop - cols.start]
 
 
@@ -359,15 +365,42 @@ def kernel_tiles(
 
 
 @functools.lru_cache(maxsize=64)
-def _matvec_fn(tile_fn, weighted: bool):
-    def f(xb1, xb2, vb, omega):
-        k = tile_fn(xb1, xb2)[0]  # (L, b1, b2)
+def _tile_product_fn(weighted: bool, role: str):
+    """Jitted products of one padded tile with blocks of ``v``, in ``v``'s dtype.
+
+    ``role`` says how the tile enters the product: ``'block'``, any tile of the full
+    grid; ``'diagonal'``, a diagonal tile of the symmetric grid, symmetrised first
+    (as :func:`layerwise_kernels` symmetrises its result); ``'pair'``, an
+    off-diagonal tile of the symmetric grid, which stands for itself and its mirror,
+    so it returns the product with the tile and with its transpose.
+    """
+
+    def product(k, vb, omega):
         if weighted:
             # sum_l omega[c, l] Theta_l @ v[:, c]  -> (b1, d)
             return jnp.einsum("cl,lij,jc->ic", omega, k, vb)
         return jnp.einsum("lij,jk->lik", k, vb)
 
+    def f(tile, v_cols, v_rows, omega):
+        k = tile[0].astype(v_cols.dtype)  # (L, b1, b2), cast before multiplying
+        if role == "diagonal":
+            k = 0.5 * (k + jnp.swapaxes(k, -1, -2))
+        to_rows = product(k, v_cols, omega)
+        if role != "pair":
+            return to_rows, None
+        return to_rows, product(jnp.swapaxes(k, -1, -2), v_rows, omega)
+
     return jax.jit(f)
+
+
+def _tile_roles(plan: _Plan) -> list[tuple[int, int, str]]:
+    """The tiles a product needs, with their role (see :func:`_tile_product_fn`)."""
+    if not plan.symmetric:
+        return [(i0, j0, "block") for i0, j0 in _tile_grid(plan, symmetric=False)]
+    return [
+        (i0, j0, "diagonal" if i0 == j0 else "pair")
+        for i0, j0 in _tile_grid(plan, symmetric=True)
+    ]
 
 
 def layerwise_matvec(
@@ -380,6 +413,7 @@ def layerwise_matvec(
     block_size: int | None = None,
     memory_budget: int | None = None,
     dtype: Any = None,
+    product_dtype: Any = None,
     devices: Sequence | None | bool = None,
     progress: bool = False,
 ) -> jax.Array:
@@ -390,6 +424,34 @@ def layerwise_matvec(
     ``v`` is ``(n2, d)`` and the result is ``(n1, d)`` with column ``c`` equal to
     :math:`\sum_l \Omega_{cl} \Theta_l(x_1, x_2) v_{:, c}`, the per-class MKL matvec.
     Peak memory is one tile plus the output; the tile never leaves the device.
+
+    With ``x2=None`` the kernel :math:`\Theta_l(x_1, x_1)` is symmetric, so only the
+    tiles on and above the diagonal are computed (:math:`B(B+1)/2` of the
+    :math:`B^2`, for :math:`B` row blocks): an off-diagonal tile
+    :math:`T = \Theta_l[R, C]` adds :math:`T v_C` to the rows :math:`R` and
+    :math:`T^\top v_R` to the rows :math:`C`. Diagonal tiles are symmetrised
+    first, so the product is with exactly the symmetric matrix that
+    :func:`layerwise_kernels` returns.
+
+    Args:
+        spec: the architecture.
+        x1: ``(n1, m)`` inputs (the rows of the kernel).
+        v: ``(n2, k)`` block of vectors (``(n2, d)`` with ``omega``).
+        x2: ``(n2, m)`` inputs (the columns), or ``None`` for ``x1`` itself.
+        omega: optional ``(d, L)`` per-class layer weights.
+        block_size: tile edge in rows; ``None`` picks it from ``memory_budget``.
+        memory_budget: bytes per device for one tile's working set (default 1 GiB).
+        dtype: dtype the kernel tiles are computed in, ``float32`` or ``float64``;
+            ``None``: float64 when x64 is enabled.
+        product_dtype: dtype of ``v``, the products and the result; ``None``: the
+            same as ``dtype``. ``float64`` with ``dtype=float32`` computes float32
+            tiles and casts each one to float64 before multiplying.
+        devices: devices to shard tile rows over; ``None``: all local devices;
+            ``False``: no sharding.
+        progress: show a progress bar over tiles.
+
+    Returns:
+        ``(L, n1, k)`` without ``omega``, ``(n1, d)`` with it, in ``product_dtype``.
     """
     plan = _plan(
         spec,
@@ -400,41 +462,50 @@ def layerwise_matvec(
         memory_budget=memory_budget,
         dtype=dtype,
         devices=devices,
-        allow_symmetric=False,
+        allow_symmetric=True,
     )
-    vv = np.asarray(v, dtype=plan.dtype)
+    pdt = (
+        plan.dtype
+        if product_dtype is None
+        else resolve_dtype(product_dtype, "product_dtype")
+    )
+    vv = np.asarray(v, dtype=pdt)
     n1, n2 = len(plan.x1), len(plan.x2)
     if vv.ndim != 2 or vv.shape[0] != n2:
         raise ValueError(f"v must have shape ({n2}, k), got {vv.shape}.")
+    k = vv.shape[1]
     weighted = omega is not None
     if weighted:
-        om = np.asarray(omega, dtype=plan.dtype)
-        if om.shape != (vv.shape[1], spec.depth):
+        om = np.asarray(omega, dtype=pdt)
+        if om.shape != (k, spec.depth):
             raise ValueError(
-                f"omega must have shape (d, L) = ({vv.shape[1]}, {spec.depth}) to "
-                f"match v's {vv.shape[1]} columns, got {om.shape}."
+                f"omega must have shape (d, L) = ({k}, {spec.depth}) to "
+                f"match v's {k} columns, got {om.shape}."
             )
-        out = jnp.zeros((n1, vv.shape[1]), plan.dtype)
+        out = jnp.zeros((n1, k), pdt)
     else:
-        om = np.zeros((1, 1), plan.dtype)
-        out = jnp.zeros((spec.depth, n1, vv.shape[1]), plan.dtype)
-    fn = _matvec_fn(plan.fn, weighted)
-    tiles = list(_tile_grid(plan, symmetric=False))
+        om = np.zeros((1, 1), pdt)
+        out = jnp.zeros((spec.depth, n1, k), pdt)
+    # Zero rows past the end, so padded tile columns (and, for a mirrored tile,
+    # padded tile rows) contribute nothing.
+    vpad = np.zeros((n2 + max(plan.row_block, plan.col_block), k), pdt)
+    vpad[:n2] = vv
+    tiles = _tile_roles(plan)
     bar = _progress(len(tiles), progress, "matvec tiles")
-    for i0, j0 in tiles:
-        rows = slice(i0, min(i0 + plan.row_block, n1))
-        cols = slice(j0, min(j0 + plan.col_block, n2))
-        xb1 = _pad_rows(plan.x1[rows], plan.row_block)
-        xb2 = _pad_rows(plan.x2[cols], plan.col_block)
-        vb = np.zeros((plan.col_block, vv.shape[1]), plan.dtype)
-        vb[: cols.stop - cols.start] = vv[cols]  # padded columns contribute zero
-        with _dtype_scope(plan.dtype):
-            part = fn(xb1, xb2, vb, om)
-        nr = rows.stop - rows.start
+    for i0, j0, role in tiles:
+        rows, cols, tile = _padded_tile(plan, i0, j0)
+        v_cols = vpad[j0 : j0 + plan.col_block]
+        v_rows = vpad[i0 : i0 + plan.row_block] if role == "pair" else None
+        to_rows, to_cols = _tile_product_fn(weighted, role)(tile, v_cols, v_rows, om)
+        nr, nc = rows.stop - rows.start, cols.stop - cols.start
         if weighted:
-            out = out.at[rows].add(part[:nr])
+            out = out.at[rows].add(to_rows[:nr])
+            if to_cols is not None:
+                out = out.at[cols].add(to_cols[:nc])
         else:
-            out = out.at[:, rows].add(part[:, :nr])
+            out = out.at[:, rows].add(to_rows[:, :nr])
+            if to_cols is not None:
+                out = out.at[:, cols].add(to_cols[:, :nc])
         if bar is not None:
             bar.update()
     if bar is not None:

@@ -62,7 +62,9 @@ __all__ = [
 ]
 
 #: Names accepted by ``solver=``.
-SOLVERS = ("auto", "dense", "cg")
+SOLVERS = ("auto", "dense", "cg", "matrix_free")
+#: Names accepted by ``fit_mkl(kernel_storage=)``.
+KERNEL_STORAGES = ("memory", "disk", "recompute")
 #: Names accepted by ``preconditioner=`` (CG only).
 PRECONDITIONERS = ("cholesky", "nystrom", "none")
 #: Armijo sufficient-decrease constant.
@@ -135,7 +137,7 @@ class NFTKResult(NamedTuple):
 
     def predict(self, x: Any) -> np.ndarray:
         """Raw scores ``(m, d)`` for inputs ``x``; needs a result from ``fit_mkl``."""
-        from ._kernels import layerwise_kernels
+        from ._kernels import layerwise_matvec
 
         if self.spec is None or self.x_train is None:
             raise ValueError(
@@ -144,11 +146,18 @@ class NFTKResult(NamedTuple):
                 "predict_kernels(theta_cross) or fit with fit_mkl(spec, x, y, ...)."
             )
         xx = check_inputs(x, "x", feature_dim=self.x_train.shape[1])
+        # Streamed over kernel tiles: sum_l Omega[c, l] Theta_l(x, X) alpha_c, so
+        # memory is one tile plus the (m, d) scores whatever m and n.
         with jax.enable_x64(True):
-            tc = layerwise_kernels(
-                self.spec, xx, self.x_train, dtype=self.kernel_dtype or np.float64
+            out = layerwise_matvec(
+                self.spec,
+                xx,
+                self.alpha,
+                x2=self.x_train,
+                omega=self.omega,
+                dtype=self.kernel_dtype or np.float64,
             )
-        return self.predict_kernels(tc)
+            return np.asarray(out, dtype=np.float64)
 
     def predict_labels(self, x: Any) -> np.ndarray:
         """Argmax class labels ``(m,)`` for inputs ``x``."""
@@ -181,6 +190,12 @@ def _dense_factor(theta: jax.Array, omega: jax.Array, ridge: float) -> jax.Array
 _DENSE_MAX_N = 2000
 
 
+def _memory_budget(memory_budget) -> int:
+    if memory_budget is not None:
+        return int(memory_budget)
+    return _solvers_module().default_memory_budget()
+
+
 def _solvers_module():
     try:
         return importlib.import_module("nftk_jax._solvers")
@@ -188,10 +203,25 @@ def _solvers_module():
         return None
 
 
-def _resolve_solver(solver: str, n: int, L: int, d: int, memory_budget) -> str:
+def _resolve_solver(
+    solver: str, n: int, L: int, d: int, memory_budget, operator: bool = False
+) -> str:
     if not isinstance(solver, str) or solver not in SOLVERS:
         raise ValueError(
             f"solver={solver!r} is unknown; choose one of {list(SOLVERS)}."
+        )
+    if operator:
+        if solver not in ("auto", "matrix_free"):
+            raise ValueError(
+                f"solver={solver!r} needs the cached (L, n, n) kernels, but theta is "
+                "a layer operator; use solver='matrix_free' (or 'auto')."
+            )
+        return "matrix_free"
+    if solver == "matrix_free":
+        raise ValueError(
+            "solver='matrix_free' needs theta as a layer operator (from "
+            "nftk_jax._operators, or fit_mkl(..., kernel_storage='disk' or "
+            "'recompute')); with cached kernels use 'auto', 'dense' or 'cg'."
         )
     mod = _solvers_module()
     has_cg = mod is not None and hasattr(mod, "solve_cg")
@@ -224,6 +254,7 @@ def _make_solver(
     precondition_rank: int = 0,
     preconditioner: str = "cholesky",
     reference: Any = None,
+    memory_budget: int | None = None,
 ) -> Prepare:
     """The single place where the learner's linear solves are chosen."""
     if kind == "dense":
@@ -237,6 +268,9 @@ def _make_solver(
     mod = _solvers_module()
     solve_cg = mod.solve_cg
     n, L = theta.shape[-1], theta.shape[0]
+    operator = kind == "matrix_free"
+    # Operators may store float32 kernels; their products (and CG) are float64.
+    out_dtype = jnp.float64 if operator else theta.dtype
     pre = None
     ref = np.full((1, L), 1.0 / L) if reference is None else np.asarray(reference)
     # Built once per fit from the starting Omega: the mean kernel of any Omega is
@@ -244,8 +278,18 @@ def _make_solver(
     # keeps resumed fits bit-identical. CG is slow without one when the ridge is
     # small relative to the kernel.
     if preconditioner == "cholesky":
-        pre = mod.cholesky_preconditioner(theta, ref, ridge=ridge)
+        # Factor and inverse in float64 cost 24 n^2 bytes at once; past half the
+        # memory budget the operator path keeps them in float32.
+        pdt = None
+        if operator and 24 * n * n > _memory_budget(memory_budget) // 2:
+            pdt = np.float32
+        pre = mod.cholesky_preconditioner(theta, ref, ridge=ridge, dtype=pdt)
     elif preconditioner == "nystrom" and precondition_rank:
+        if operator:
+            raise ValueError(
+                "preconditioner='nystrom' needs the cached kernels; with a layer "
+                "operator use preconditioner='cholesky' or 'none'."
+            )
         pre = mod.nystrom_preconditioner(
             theta, ref, ridge=ridge, rank=min(int(precondition_rank), n)
         )
@@ -253,7 +297,7 @@ def _make_solver(
     def prepare_cg(omega):
         # Products with the L layer kernels read L n^2 floats per iteration; with
         # the class kernels formed first, d n^2 (after (L + d) n^2 to form them).
-        form = L > 2 * omega.shape[0]
+        form = None if operator else L > 2 * omega.shape[0]
 
         def solve(rhs, x0=None):
             res = solve_cg(
@@ -267,7 +311,7 @@ def _make_solver(
                 preconditioner=pre,
                 form_kernels=form,
             )
-            return jnp.asarray(res.alpha, dtype=theta.dtype)
+            return jnp.asarray(res.alpha, dtype=out_dtype)
 
         return solve
 
@@ -275,6 +319,25 @@ def _make_solver(
 
 
 # -- input checks -------------------------------------------------------------------
+def _is_operator(theta: Any) -> bool:
+    """A layer operator (``shape``, ``matmul``, ``rmatmul``), not an array."""
+    return hasattr(theta, "matmul") and hasattr(theta, "rmatmul")
+
+
+def _fingerprint(theta: Any) -> Any:
+    """What the checkpoint digest hashes for ``theta``: the array, or for a layer
+    operator its ``fingerprint`` (a string naming the spec, inputs and storage)."""
+    if theta is None or not _is_operator(theta):
+        return theta
+    fp = getattr(theta, "fingerprint", None)
+    if fp is None:
+        raise ValueError(
+            "checkpoint= needs a layer operator with a fingerprint (the operators of "
+            "nftk_jax._operators have one); pass checkpoint=None."
+        )
+    return np.frombuffer(str(fp).encode(), dtype=np.uint8)
+
+
 def _check_theta(theta: Any, name: str = "theta") -> np.ndarray:
     t = np.asarray(theta)
     if t.dtype.kind not in "fiu":
@@ -519,8 +582,18 @@ def _fit(
         raise ValueError(
             f"optimizer must be an optax GradientTransformation, got {optimizer!r}."
         )
-    theta_np = _check_theta(theta)
-    L, n, _ = theta_np.shape
+    operator = _is_operator(theta)
+    if operator:
+        L, n, n2 = theta.shape
+        if n != n2 or n == 0:
+            raise ValueError(
+                f"theta must be a square (L, n, n) layer operator over the training "
+                f"inputs, got shape {tuple(theta.shape)}."
+            )
+        theta_np = theta
+    else:
+        theta_np = _check_theta(theta)
+        L, n, _ = theta_np.shape
     Y, is_clf = encode_targets(y, n, n_classes=n_classes, name="y")
     d = Y.shape[1]
     theta_val_np = Yv = None
@@ -532,14 +605,20 @@ def _fit(
                 "validation set, or choose objective='train_mse'/'krr_dual'."
             )
     if theta_val is not None:
-        tv = np.asarray(theta_val)
-        if tv.ndim != 3 or tv.shape[0] != L or tv.shape[2] != n or tv.shape[1] == 0:
+        val_op = _is_operator(theta_val)
+        if val_op != operator:
+            raise ValueError(
+                "theta and theta_val must both be arrays or both layer operators."
+            )
+        tv = theta_val if val_op else np.asarray(theta_val)
+        shape = tuple(tv.shape)
+        if len(shape) != 3 or shape[0] != L or shape[2] != n or shape[1] == 0:
             raise ValueError(
                 f"theta_val must have shape (L, n_val, n) = ({L}, n_val, {n}) "
-                f"(validation against the {n} training inputs), got {tv.shape}."
+                f"(validation against the {n} training inputs), got {shape}."
             )
-        theta_val_np = tv.astype(np.float64, copy=False)
-        if not np.all(np.isfinite(theta_val_np)):
+        theta_val_np = tv if val_op else tv.astype(np.float64, copy=False)
+        if not val_op and not np.all(np.isfinite(theta_val_np)):
             raise ValueError("theta_val contains NaN or inf; recompute the kernels.")
         if y_val is None:
             raise ValueError("theta_val was given without y_val; pass both.")
@@ -563,7 +642,12 @@ def _fit(
             UserWarning,
             stacklevel=3,
         )
-    kind = _resolve_solver(solver, n, L, d, memory_budget)
+    kind = _resolve_solver(solver, n, L, d, memory_budget, operator=operator)
+    if operator and compute_cond:
+        raise ValueError(
+            "compute_cond=True needs the cached kernels (an eigendecomposition per "
+            "class); it is not available with a layer operator."
+        )
 
     # ---- checkpoint identity ---------------------------------------------------
     config = {
@@ -585,9 +669,9 @@ def _fit(
     if checkpoint is not None:
         digest = problem_digest(
             {
-                "theta": theta_np,
+                "theta": _fingerprint(theta_np),
                 "y": Y,
-                "theta_val": theta_val_np,
+                "theta_val": _fingerprint(theta_val_np),
                 "y_val": Yv,
                 "omega_init": om0,
             },
@@ -597,8 +681,10 @@ def _fit(
             saved = load_checkpoint(checkpoint, digest=digest)
 
     # ---- set-up ----------------------------------------------------------------
-    th = jnp.asarray(theta_np)
-    tv = None if theta_val_np is None else jnp.asarray(theta_val_np)
+    th = theta_np if operator else jnp.asarray(theta_np)
+    tv = theta_val_np
+    if tv is not None and not operator:
+        tv = jnp.asarray(theta_val_np)
     Yj = jnp.asarray(Y)
     Yvj = None if Yv is None else jnp.asarray(Yv)
     proj = make_projection(constraint, radius=radius, lower=lower)
@@ -611,6 +697,7 @@ def _fit(
         precondition_rank=precondition_rank,
         preconditioner=preconditioner,
         reference=om0,
+        memory_budget=memory_budget,
     )
     counters = {"solves": 0, "evaluations": 0}
 
@@ -935,8 +1022,9 @@ def _check_cached_kernels_fit(n: int, depth: int, dtype: np.dtype) -> None:
         raise ValueError(
             f"x has n={n} rows: the cached (L, n, n) kernels need about "
             f"{need / 2**30:.1f} GiB, more than this machine's {ram / 2**30:.1f} GiB. "
-            "Learn Omega on a subset of x; fixed-Omega solves at this size are "
-            "available matrix-free (solve_cg_matrix_free)."
+            "Pass kernel_storage='disk' with a kernel_dir (kernels streamed from "
+            "float32 files) or kernel_storage='recompute', or learn Omega on a "
+            "subset of x."
         )
 
 
@@ -956,6 +1044,8 @@ def fit_mkl(
     memory_budget: int | None = None,
     dtype: Any = None,
     progress: bool = False,
+    kernel_storage: str = "memory",
+    kernel_dir: str | os.PathLike | None = None,
     **options: Any,
 ) -> NFTKResult:
     r"""Compute the layerwise kernels of ``spec`` once and learn :math:`\Omega`.
@@ -985,6 +1075,19 @@ def fit_mkl(
             planner).
         dtype: kernel dtype (default float64).
         progress: progress bars for the kernels and the steps.
+        kernel_storage: where the ``(L, n, n)`` kernels live. ``'memory'``
+            (default): cached in RAM, :math:`8 L n^2` bytes. ``'disk'``: computed
+            once into files under ``kernel_dir`` (float32,
+            :class:`~nftk_jax._operators.DiskLayerOperator`) and streamed back in
+            row panels for every product; reused when present, so an interrupted
+            fit restarts without recomputing them. ``'recompute'``: nothing
+            stored, every product recomputes the kernel tiles
+            (:class:`~nftk_jax._operators.StreamedLayerOperator`). The last two
+            learn :math:`\Omega` with ``solver='matrix_free'`` (CG, one pass over
+            the kernels per iteration) and hold :math:`O(n^2)` floats only for
+            the mean-kernel preconditioner (float32 past half the memory
+            budget; ``preconditioner='none'`` drops it).
+        kernel_dir: directory of the ``'disk'`` stores (created if needed).
         **options: any other keyword of :func:`fit_mkl_kernels`.
 
     Returns:
@@ -1020,6 +1123,19 @@ def fit_mkl(
             return rho * float(np.mean(diag))
 
         dt = resolve_dtype(dtype)
+        if kernel_storage not in KERNEL_STORAGES:
+            raise ValueError(
+                f"kernel_storage={kernel_storage!r} is unknown; choose one of "
+                f"{list(KERNEL_STORAGES)}."
+            )
+        if kernel_storage != "memory":
+            return _fit_mkl_operators(
+                spec, xx, y_arr, x_val=x_val, y_val=y_val, rho=rho,
+                relative_ridge=relative_ridge, objective=objective, frac=frac,
+                seed=seed, refit=refit, is_clf=is_clf, storage=kernel_storage,
+                kernel_dir=kernel_dir, memory_budget=memory_budget, dtype=dt,
+                progress=progress, options=options,
+            )  # fmt: skip
         _check_cached_kernels_fit(len(xx), spec.depth, dt)
         kern = {"memory_budget": memory_budget, "dtype": dt, "progress": progress}
         split = objective == "val_mse" and x_val is None
@@ -1093,3 +1209,93 @@ def fit_mkl(
             )
             x_train = xx
     return res._replace(spec=spec, x_train=np.asarray(x_train), kernel_dtype=dt)
+
+
+def _fit_mkl_operators(
+    spec, xx, y_arr, *, x_val, y_val, rho, relative_ridge, objective, frac, seed,
+    refit, is_clf, storage, kernel_dir, memory_budget, dtype, progress, options,
+) -> NFTKResult:  # fmt: skip
+    """:func:`fit_mkl` with the kernels on disk or recomputed: layer operators."""
+    from ._operators import DiskLayerOperator, StreamedLayerOperator
+
+    if storage == "disk":
+        if kernel_dir is None:
+            raise ValueError(
+                "kernel_storage='disk' needs kernel_dir, a directory for the kernel "
+                "files (about 4 L n^2 bytes)."
+            )
+        os.makedirs(kernel_dir, exist_ok=True)
+
+    def operator(name, x1, x2=None):
+        if storage == "recompute":
+            return StreamedLayerOperator(
+                spec, x1, x2, memory_budget=memory_budget, dtype=dtype
+            )
+        return DiskLayerOperator.build(
+            spec,
+            x1,
+            x2,
+            path=os.path.join(os.fspath(kernel_dir), f"{name}.bin"),
+            compute_dtype=dtype,
+            memory_budget=memory_budget,
+            progress=progress,
+        )
+
+    def scaled(op) -> float:
+        if not relative_ridge:
+            return rho
+        return rho * float(np.mean(np.asarray(op.diagonal())))
+
+    options = dict(options)
+    options.setdefault("solver", "matrix_free")
+    fit_x, fit_y = xx, y_arr
+    if x_val is not None:
+        xv = check_inputs(x_val, "x_val", feature_dim=xx.shape[1])
+        if y_val is None:
+            raise ValueError("x_val was given without y_val; pass both.")
+        op, op_val, yv = operator("train", xx), operator("xval", xv, xx), y_val
+    elif objective == "val_mse":
+        if y_val is not None:
+            raise ValueError("y_val was given without x_val; pass both.")
+        tr, va = _validation_split(
+            y_arr if is_clf else np.zeros(len(xx)), frac, seed, stratify=is_clf
+        )
+        fit_x, fit_y = xx[tr], y_arr[tr]
+        op, op_val, yv = (
+            operator("fit", fit_x),
+            operator("val", xx[va], fit_x),
+            y_arr[va],
+        )
+    else:
+        op, op_val, yv = operator("train", xx), None, None
+    res = fit_mkl_kernels(
+        op,
+        fit_y,
+        theta_val=op_val,
+        y_val=yv,
+        ridge=scaled(op),
+        objective=objective,
+        progress=progress,
+        memory_budget=memory_budget,
+        **options,
+    )
+    x_train = fit_x
+    if refit and fit_x is not xx:
+        full = operator("train", xx)
+        Y_all, _ = encode_targets(
+            y_arr, len(xx), n_classes=options.get("n_classes"), name="y"
+        )
+        prepare = _make_solver(
+            "matrix_free",
+            full,
+            ridge=res.ridge,
+            cg_tol=options.get("cg_tol", 1e-10),
+            cg_maxiter=options.get("cg_maxiter"),
+            preconditioner=options.get("preconditioner", "cholesky"),
+            reference=res.omega,
+            memory_budget=memory_budget,
+        )
+        alpha = prepare(jnp.asarray(res.omega))(jnp.asarray(Y_all), None)
+        res = res._replace(alpha=np.asarray(alpha, dtype=np.float64))
+        x_train = xx
+    return res._replace(spec=spec, x_train=np.asarray(x_train), kernel_dtype=dtype)

@@ -42,7 +42,9 @@ __all__ = [
     "OBJECTIVES",
     "ObjectiveEval",
     "check_objective",
+    "layer_products",
     "layer_quadratic_forms",
+    "layer_rproducts",
     "objective_gradient",
     "objective_value",
     "objective_and_gradient",
@@ -71,27 +73,71 @@ def check_objective(objective: Any) -> str:
     return objective
 
 
+def _is_operator(theta: Any) -> bool:
+    """A layer operator (``matmul``, ``rmatmul``), not an ``(L, n1, n2)`` array."""
+    return hasattr(theta, "matmul") and hasattr(theta, "rmatmul")
+
+
 @jax.jit
-def layer_quadratic_forms(theta: jax.Array, u: jax.Array, v: jax.Array) -> jax.Array:
-    r""":math:`Q_{cl} = u_c^\top \Theta_l v_c` for ``theta (L, n1, n2)``, ``u (n1, d)``,
-    ``v (n2, d)``; returns ``(d, L)``."""
-    tv = jnp.einsum("lij,jc->lic", theta, v)
+def _dense_products(theta, v):
+    return jnp.einsum("lij,jc->lic", theta, v)
+
+
+@jax.jit
+def _dense_rproducts(theta, u):
+    return jnp.einsum("lij,ic->ljc", theta, u)
+
+
+def layer_products(theta: Any, v: Any) -> jax.Array:
+    r""":math:`\Theta_l v` for every layer, ``(L, n1, k)``, for ``v (n2, k)``.
+
+    ``theta`` is an ``(L, n1, n2)`` array or a layer operator from
+    :mod:`nftk_jax._operators` (streamed or disk-backed products).
+    """
+    if _is_operator(theta):
+        return jnp.asarray(theta.matmul(v))
+    return _dense_products(theta, v)
+
+
+def layer_rproducts(theta: Any, u: Any) -> jax.Array:
+    r""":math:`\Theta_l^\top u` for every layer, ``(L, n2, k)``, for ``u (n1, k)``."""
+    if _is_operator(theta):
+        return jnp.asarray(theta.rmatmul(u))
+    return _dense_rproducts(theta, u)
+
+
+@jax.jit
+def _contract(u, tv):
     return jnp.einsum("ic,lic->cl", u, tv)
 
 
+def layer_quadratic_forms(theta: Any, u: jax.Array, v: jax.Array) -> jax.Array:
+    r""":math:`Q_{cl} = u_c^\top \Theta_l v_c` for ``theta (L, n1, n2)`` (or a layer
+    operator), ``u (n1, d)``, ``v (n2, d)``; returns ``(d, L)``."""
+    return _contract(u, layer_products(theta, v))
+
+
 @jax.jit
-def _val_parts(theta_val, omega, alpha, y_val):
-    va = jnp.einsum("lmj,jc->lmc", theta_val, alpha)  # (L, m, d)
+def _val_finish(va, omega, y_val):
     pred = jnp.einsum("cl,lmc->mc", omega, va)
     resid = pred - y_val
-    return va, resid, jnp.mean(resid**2)
+    return resid, jnp.mean(resid**2)
+
+
+def _val_parts(theta_val, omega, alpha, y_val):
+    va = layer_products(theta_val, alpha)  # (L, m, d)
+    resid, value = _val_finish(va, omega, y_val)
+    return va, resid, value
 
 
 @jax.jit
+def _combine_rows(omega, vt):
+    return jnp.einsum("cl,ljc->jc", omega, vt)
+
+
 def _val_adjoint_rhs(theta_val, omega, resid):
     # (sum_k Omega[c,k] V_k)^T e_c = sum_k Omega[c,k] V_k^T e_c
-    vt = jnp.einsum("lmj,mc->ljc", theta_val, resid)
-    return jnp.einsum("cl,ljc->jc", omega, vt)
+    return _combine_rows(omega, layer_rproducts(theta_val, resid))
 
 
 def objective_value(

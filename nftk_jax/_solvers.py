@@ -137,7 +137,9 @@ class CholeskyPreconditioner(NamedTuple):
 
 
 def _apply_cholesky(inverse_factor, r):
-    return inverse_factor.T @ (inverse_factor @ r)
+    # A float32 factor (half the memory) is applied in float32; CG stays in r's dtype.
+    rr = r.astype(inverse_factor.dtype)
+    return (inverse_factor.T @ (inverse_factor @ rr)).astype(r.dtype)
 
 
 @jax.jit
@@ -166,6 +168,18 @@ def check_system(theta: Any, y: Any, omega: Any, dtype: np.dtype):
         raise ValueError("Y contains NaN or inf.")
     om = check_omega(omega, n_classes=yy.shape[1], depth=th.shape[0])
     return th.astype(dtype), jnp.asarray(yy, dtype), jnp.asarray(om, dtype)
+
+
+def _check_targets(Y: Any, n: int) -> np.ndarray:
+    """``Y`` as a finite ``(n, d)`` array."""
+    yy = np.asarray(Y)
+    if yy.ndim != 2 or yy.shape[0] != n:
+        raise ValueError(
+            f"Y must be an (n, d) = ({n}, d) target matrix, got shape {yy.shape}."
+        )
+    if not np.all(np.isfinite(yy)):
+        raise ValueError("Y contains NaN or inf.")
+    return yy
 
 
 def _check_maxiter(maxiter: Any, n: int) -> int:
@@ -208,7 +222,7 @@ def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
             f"system has n={n}; rebuild it on the same training set."
         )
     if isinstance(pre, CholeskyPreconditioner):
-        return (jnp.asarray(pre.inverse_factor, dtype),)
+        return (jnp.asarray(pre.inverse_factor),)  # keeps its own dtype
     return (
         jnp.asarray(pre.basis, dtype),
         jnp.asarray(pre.eigvals, dtype),
@@ -441,8 +455,12 @@ def solve_cg(
     ``memory_budget``, otherwise from the layerwise kernels
     (:math:`L d n^2` flops, no extra memory).
 
+    With a layer operator (:mod:`nftk_jax._operators`: kernels streamed from
+    disk or recomputed tile by tile) instead of cached kernels, every iteration
+    is one :meth:`matmul` pass over the operator, run from Python.
+
     Args:
-        theta: ``(L, n, n)`` training kernels.
+        theta: ``(L, n, n)`` training kernels, or a square layer operator.
         Y: ``(n, d)`` float targets.
         omega: ``(d, L)`` non-negative layer weights.
         ridge: :math:`\rho > 0`.
@@ -461,6 +479,11 @@ def solve_cg(
         A :class:`SolveResult`; ``residual`` is the true relative residual of the
         returned ``alpha`` (recomputed, not the recursively updated one).
     """
+    if _is_operator(theta):
+        return _solve_cg_operator(
+            theta, Y, omega, ridge=ridge, x0=x0, tol=tol, maxiter=maxiter,
+            preconditioner=preconditioner,
+        )  # fmt: skip
     rho = check_ridge(ridge)
     tol = check_positive_float(tol, "tol")
     dtype = resolve_dtype(None)
@@ -542,13 +565,7 @@ def solve_cg_matrix_free(
     dt = resolve_dtype(dtype)
     xx = check_inputs(x, "x")
     n = xx.shape[0]
-    yy = np.asarray(Y)
-    if yy.ndim != 2 or yy.shape[0] != n:
-        raise ValueError(
-            f"Y must be an (n, d) = ({n}, d) target matrix, got shape {yy.shape}."
-        )
-    if not np.all(np.isfinite(yy)):
-        raise ValueError("Y contains NaN or inf.")
+    yy = _check_targets(Y, n)
     om = check_omega(omega, n_classes=yy.shape[1], depth=spec.depth)
     d = yy.shape[1]
     iters = _check_maxiter(maxiter, n)
@@ -578,6 +595,48 @@ def solve_cg_matrix_free(
             bar.set_postfix(residual=f"{float(jnp.max(state.rel)):.2e}")
     if bar is not None:
         bar.close()
+    rel = np.asarray(state.rel, dtype=np.float64)
+    k = int(state.k)
+    _warn_unconverged(rel, tol, k, maxiter is None)
+    return SolveResult(state.x, k, rel, 0.0)
+
+
+def _is_operator(theta: Any) -> bool:
+    return hasattr(theta, "matmul") and hasattr(theta, "rmatmul")
+
+
+@jax.jit
+def _operator_matvec(products, omega, ridge, v):
+    return jnp.einsum("cl,lic->ic", omega, products) + ridge * v
+
+
+def _solve_cg_operator(op, Y, omega, *, ridge, x0, tol, maxiter, preconditioner):
+    """:func:`solve_cg` where each product is one pass over a layer operator."""
+    rho = check_ridge(ridge)
+    tol = check_positive_float(tol, "tol")
+    dt = resolve_dtype(None)
+    L, n, n2 = op.shape
+    if n != n2:
+        raise ValueError(
+            f"theta must be a square (L, n, n) operator over the training inputs, "
+            f"got shape {tuple(op.shape)}."
+        )
+    yy = _check_targets(Y, n)
+    d = yy.shape[1]
+    om = jnp.asarray(check_omega(omega, n_classes=d, depth=L), dt)
+    iters = _check_maxiter(maxiter, n)
+    xs = _check_x0(x0, (n, d), dt)
+    pre = _check_preconditioner(preconditioner, n, dt)
+    b = jnp.asarray(yy, dt)
+    rho_a, tol_a = jnp.asarray(rho, dt), jnp.asarray(tol, dt)
+
+    def matvec(v):
+        return _operator_matvec(jnp.asarray(op.matmul(v), dt), om, rho_a, v)
+
+    ax0 = jnp.zeros_like(b) if x0 is None else matvec(xs)
+    state, bnorm = _cg_init(ax0, b, xs, tol_a, pre)
+    while int(state.k) < iters and bool(jnp.any(state.active)):
+        state = _cg_update_jit(state, matvec(state.p), bnorm, tol_a, pre)
     rel = np.asarray(state.rel, dtype=np.float64)
     k = int(state.k)
     _warn_unconverged(rel, tol, k, maxiter is None)
@@ -744,7 +803,7 @@ def nystrom_preconditioner(
 
 
 def cholesky_preconditioner(
-    theta: Any, omega: Any, *, ridge: float
+    theta: Any, omega: Any, *, ridge: float, dtype: Any = None
 ) -> CholeskyPreconditioner:
     r"""Factorise the mean kernel once; precondition every class's CG with it.
 
@@ -756,9 +815,15 @@ def cholesky_preconditioner(
     :math:`\bar K + \rho I` is not numerically positive definite.
 
     Args:
-        theta: ``(L, n, n)`` cached training kernels.
+        theta: ``(L, n, n)`` cached training kernels, or a square layer operator
+            (:mod:`nftk_jax._operators`), whose ``combine`` forms the mean kernel
+            tile by tile.
         omega: ``(d, L)`` non-negative layer weights (or ``(1, L)``).
         ridge: :math:`\rho > 0`, the ridge of the systems to precondition.
+        dtype: of the factor; ``None``: float64 with x64 enabled. float32 halves
+            its memory; the CG iterates stay in float64 and still converge to
+            ``tol`` (the preconditioner only needs to be a fixed SPD map), in a
+            few more iterations.
 
     Returns:
         A :class:`CholeskyPreconditioner` to pass as ``preconditioner=``.
@@ -777,17 +842,20 @@ def cholesky_preconditioner(
         (True, True)
     """
     rho = check_ridge(ridge)
-    dt = resolve_dtype(None)
-    th = jnp.asarray(theta, dt)
-    if th.ndim != 3 or th.shape[1] != th.shape[2]:
+    dt = resolve_dtype(dtype)
+    shape = tuple(theta.shape) if _is_operator(theta) else np.shape(theta)
+    if len(shape) != 3 or shape[1] != shape[2]:
         raise ValueError(
-            f"theta must be the (L, n, n) training kernels, got shape {th.shape}."
+            f"theta must be the (L, n, n) training kernels, got shape {shape}."
         )
     om = np.asarray(omega, dtype=np.float64)
     n_classes = om.shape[0] if om.ndim == 2 else 1
-    om = check_omega(om, n_classes=n_classes, depth=th.shape[0])
+    om = check_omega(om, n_classes=n_classes, depth=shape[0])
     w = om.mean(axis=0)
-    mean = jnp.einsum("l,lij->ij", jnp.asarray(w, dt), th)
+    if _is_operator(theta):
+        mean = jnp.asarray(theta.combine(w, dtype=dt), dt)
+    else:
+        mean = jnp.einsum("l,lij->ij", jnp.asarray(w, dt), jnp.asarray(theta, dt))
     chol, jitter = cholesky_with_jitter(mean, rho)
     del mean
     linv = _inverse_factor(chol)

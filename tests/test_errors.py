@@ -135,6 +135,26 @@ CASES = {
         ValueError,
         "x has n=60000",
     ),
+    "unknown-kernel-storage": (
+        lambda t: nk.fit_mkl(SPEC, X, Y, ridge=1e-2, kernel_storage="ssd"),
+        ValueError,
+        "kernel_storage",
+    ),
+    "disk-without-kernel-dir": (
+        lambda t: nk.fit_mkl(SPEC, X, Y, ridge=1e-2, kernel_storage="disk"),
+        ValueError,
+        "kernel_dir",
+    ),
+    "matrix-free-with-arrays": (
+        lambda t: _fit(solver="matrix_free"),
+        ValueError,
+        "solver='matrix_free'",
+    ),
+    "unknown-preconditioner": (
+        lambda t: _fit(solver="cg", preconditioner="ilu"),
+        ValueError,
+        "preconditioner",
+    ),
     "corrupt-checkpoint": (_corrupt_checkpoint, CheckpointError, "checkpoint"),
     "foreign-checkpoint": (_foreign_checkpoint, CheckpointError, "checkpoint"),
     "cli-unknown-dataset": (

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from nftk_jax import MLP, kernel_tiles, layerwise_kernels, layerwise_matvec
+from nftk_jax import MLP, _kernels, kernel_tiles, layerwise_kernels, layerwise_matvec
 from nftk_jax._compat import nt
 
 from helpers import ACTIVATIONS, PARAMETERIZATIONS, assert_close, random_inputs, rel_err
@@ -235,6 +235,65 @@ def test_matvec_equals_dense(weighted, block_size):
     assert_close(got, expected, rtol=1e-12)
 
 
+def _count_tiles(monkeypatch) -> list:
+    """Record every kernel tile evaluation ``(i0, j0)`` the engine makes."""
+    calls = []
+    real = _kernels._padded_tile
+
+    def counting(plan, i0, j0):
+        calls.append((i0, j0))
+        return real(plan, i0, j0)
+
+    monkeypatch.setattr(_kernels, "_padded_tile", counting)
+    return calls
+
+
+@pytest.mark.parametrize("devices", [False, None])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("block_size", [4, 7, 9])
+def test_symmetric_matvec_equals_dense(weighted, block_size, devices, monkeypatch):
+    # n = 23 is a multiple of no block size (nor of the 4 devices): padded tiles.
+    rng = np.random.default_rng(18)
+    x = random_inputs(23, 4, seed=19)
+    v = rng.normal(size=(23, 3))
+    omega = rng.uniform(size=(3, SPEC.depth)) if weighted else None
+    theta = np.asarray(layerwise_kernels(SPEC, x, devices=False))
+    calls = _count_tiles(monkeypatch)
+    got = layerwise_matvec(
+        SPEC, x, v, omega=omega, block_size=block_size, devices=devices
+    )
+    if weighted:
+        expected = np.einsum("cl,lij,jc->ic", omega, theta, v)
+    else:
+        expected = np.einsum("lij,jk->lik", theta, v)
+    scale = np.abs(expected).max()
+    assert_close(got, expected, rtol=1e-10, atol=1e-10 * scale)
+    # Only the tiles on and above the diagonal: B (B + 1) / 2 of B**2.
+    assert all(j0 >= i0 for i0, j0 in calls)
+    n_blocks = len({i0 for i0, _ in calls})
+    assert len(calls) == n_blocks * (n_blocks + 1) // 2 and n_blocks >= 3
+
+
+def test_symmetric_matvec_is_exactly_symmetric():
+    x = random_inputs(19, 4, seed=20)
+    eye = np.eye(19)
+    mv = np.asarray(layerwise_matvec(SPEC, x, eye, block_size=5))  # columns of Theta
+    assert np.array_equal(mv, np.swapaxes(mv, -1, -2))
+
+
+def test_float32_tiles_float64_products():
+    rng = np.random.default_rng(21)
+    x1, x2 = random_inputs(13, 4, seed=22), random_inputs(11, 4, seed=23)
+    v = rng.normal(size=(11, 2))
+    theta32 = layerwise_kernels(SPEC, x1, x2, block_size=5, dtype=np.float32)
+    got = layerwise_matvec(
+        SPEC, x1, v, x2=x2, block_size=5, dtype=np.float32, product_dtype=np.float64
+    )
+    assert got.dtype == np.float64
+    expected = np.einsum("lij,jk->lik", np.asarray(theta32, np.float64), v)
+    assert_close(got, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+
+
 def test_progress_bar(capsys):
     x = random_inputs(10, 3, seed=17)
     with_bar = layerwise_kernels(SPEC, x, block_size=4, progress=True)
@@ -265,6 +324,10 @@ BAD_CALLS = [
     (lambda: layerwise_kernels(SPEC, X, devices=[]), "devices"),
     (lambda: layerwise_kernels(SPEC, X, dtype=np.float16), "dtype"),
     (lambda: layerwise_matvec(SPEC, X, np.ones((5, 2))), "v"),
+    (
+        lambda: layerwise_matvec(SPEC, X, np.ones((4, 2)), product_dtype=np.int32),
+        "product_dtype",
+    ),
     (
         lambda: layerwise_matvec(SPEC, X, np.ones((4, 2)), omega=np.ones((2, 2))),
         "omega",
