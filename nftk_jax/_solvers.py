@@ -114,32 +114,44 @@ class CholeskyPreconditioner(NamedTuple):
 
     With :math:`\bar K = \sum_l \bar w_l \Theta_l` (the layer weights averaged over
     classes) and the lower Cholesky factor :math:`R R^\top = \bar K + \rho I`, the
-    preconditioner is :math:`P^{-1} r = R^{-\top} R^{-1} r`. It stores
-    :math:`R^{-1}` so that applying it is two matrix products (memory-bound, like
-    the CG matvec) instead of two triangular solves, which run at a fraction of
-    the speed on CPU.
+    preconditioner is :math:`P^{-1} r = R^{-\top} R^{-1} r`. With ``inverted``
+    the factor stored is :math:`R^{-1}`, so that applying it is two matrix
+    products (memory-bound, like the CG product) instead of two triangular solves,
+    which run at a fraction of the speed on CPU; without it (large ``n``) it is
+    :math:`R`, which saves the :math:`2 n^2` floats the inversion needs at its peak.
 
     One :math:`n\times n` factorisation serves all ``d`` classes. Because the
-    layer kernels of an MLP are strongly correlated, :math:`P^{-1}(K_c + \rho I)`
-    stays well conditioned for every row :math:`\omega_c`: on MNIST-5k (n = 3200,
-    L = d = 10, ridge 1e-3 of the mean diagonal) CG needs 10-21 iterations to
-    reach 1e-8 from a cold start, against hundreds without it.
+    layer kernels of an MLP are strongly correlated,
+    :math:`P^{-1}(K_c + \rho I)` stays well conditioned for every row
+    :math:`\omega_c`: on MNIST-5k (n = 3200, L = d = 10, ridge 1e-3 of the mean
+    diagonal) CG needs 13-21 iterations to reach 1e-8 from a cold start.
     """
 
-    inverse_factor: jax.Array  # (n, n) float: R^{-1}, lower triangular
+    factor: jax.Array  # (n, n) float: R^{-1} if inverted else R, lower triangular
+    inverted: bool  # whether factor holds R^{-1}
     weights: np.ndarray  # (L,) float64: layer weights of the mean kernel
     ridge: float  # rho of the systems to precondition
     jitter: float  # extra diagonal the factorisation needed (absolute)
 
     def apply(self, r: Any) -> jax.Array:
         """:math:`P^{-1} r` for ``r`` of shape ``(n, k)``."""
-        return _apply_cholesky(self.inverse_factor, jnp.asarray(r))
+        r = jnp.asarray(r)
+        if self.inverted:
+            return _apply_cholesky(self.factor, r)
+        return _apply_cholesky_solve(self.factor, jnp.zeros((), jnp.int32), r)
 
 
+@jax.jit
 def _apply_cholesky(inverse_factor, r):
     # A float32 factor (half the memory) is applied in float32; CG stays in r's dtype.
     rr = r.astype(inverse_factor.dtype)
     return (inverse_factor.T @ (inverse_factor @ rr)).astype(r.dtype)
+
+
+@jax.jit
+def _apply_cholesky_solve(factor, _tag, r):
+    rr = r.astype(factor.dtype)
+    return jax.scipy.linalg.cho_solve((factor, True), rr).astype(r.dtype)
 
 
 @jax.jit
@@ -214,7 +226,7 @@ def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
     size = (
         pre.basis.shape[0]
         if isinstance(pre, NystromPreconditioner)
-        else pre.inverse_factor.shape[0]
+        else pre.factor.shape[0]
     )
     if size != n:
         raise ValueError(
@@ -222,7 +234,11 @@ def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
             f"system has n={n}; rebuild it on the same training set."
         )
     if isinstance(pre, CholeskyPreconditioner):
-        return (jnp.asarray(pre.inverse_factor),)  # keeps its own dtype
+        # Keeps its own dtype. The tuple's length tells the jitted CG which apply
+        # to trace: 1 inverse factor, 2 factor (with a dummy), 4 Nystrom.
+        if pre.inverted:
+            return (jnp.asarray(pre.factor),)
+        return (jnp.asarray(pre.factor), jnp.zeros((), jnp.int32))
     return (
         jnp.asarray(pre.basis, dtype),
         jnp.asarray(pre.eigvals, dtype),
@@ -369,6 +385,8 @@ def _precondition(pre, r):
         return r
     if len(pre) == 1:  # pytree structure is static under jit
         return _apply_cholesky(pre[0], r)
+    if len(pre) == 2:
+        return _apply_cholesky_solve(pre[0], pre[1], r)
     return _apply_nystrom(*pre, r)
 
 
@@ -802,8 +820,18 @@ def nystrom_preconditioner(
     return NystromPreconditioner(u, eigvals, rho, shift, idx)
 
 
+#: Largest n for which :func:`cholesky_preconditioner` stores the inverse factor by
+#: default (3 n^2 floats at the inversion's peak: 1.5 GiB in float64).
+INVERT_MAX_N = 8192
+
+
 def cholesky_preconditioner(
-    theta: Any, omega: Any, *, ridge: float, dtype: Any = None
+    theta: Any,
+    omega: Any,
+    *,
+    ridge: float,
+    dtype: Any = None,
+    invert: bool | None = None,
 ) -> CholeskyPreconditioner:
     r"""Factorise the mean kernel once; precondition every class's CG with it.
 
@@ -824,6 +852,10 @@ def cholesky_preconditioner(
             its memory; the CG iterates stay in float64 and still converge to
             ``tol`` (the preconditioner only needs to be a fixed SPD map), in a
             few more iterations.
+        invert: store :math:`R^{-1}` (fast products, :math:`3 n^2` floats at the
+            peak of the inversion) or :math:`R` (triangular solves, :math:`2 n^2`
+            floats at the peak of the factorisation); ``None``: invert when
+            ``n <= 8192``.
 
     Returns:
         A :class:`CholeskyPreconditioner` to pass as ``preconditioner=``.
@@ -858,5 +890,8 @@ def cholesky_preconditioner(
         mean = jnp.einsum("l,lij->ij", jnp.asarray(w, dt), jnp.asarray(theta, dt))
     chol, jitter = cholesky_with_jitter(mean, rho)
     del mean
-    linv = _inverse_factor(chol)
-    return CholeskyPreconditioner(linv, w, rho, float(jitter))
+    if invert is None:
+        invert = shape[1] <= INVERT_MAX_N
+    if invert:
+        chol = _inverse_factor(chol)
+    return CholeskyPreconditioner(chol, bool(invert), w, rho, float(jitter))

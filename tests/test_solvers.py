@@ -108,17 +108,30 @@ def test_preconditioner_is_woodbury_inverse():
     assert_close(scaled.apply(r), expected, rtol=1e-9, atol=1e-12)
 
 
-def test_cholesky_preconditioner_is_inverse_of_mean_system():
+@pytest.mark.parametrize("invert", [True, False])
+def test_cholesky_preconditioner_is_inverse_of_mean_system(invert):
     theta, _, omega = problem()
-    pre = cholesky_preconditioner(theta, omega, ridge=RIDGE)
+    pre = cholesky_preconditioner(theta, omega, ridge=RIDGE, invert=invert)
     assert isinstance(pre, CholeskyPreconditioner) and pre.jitter == 0.0
+    assert pre.inverted == invert
     assert_close(pre.weights, omega.mean(axis=0))
     kbar = np.einsum("l,lij->ij", omega.mean(axis=0), theta) + RIDGE * np.eye(120)
     r = np.random.default_rng(3).normal(size=(120, 4))
     assert_close(pre.apply(r), np.linalg.solve(kbar, r), rtol=1e-8, atol=1e-10)
-    # The stored factor is the inverse of a lower-triangular Cholesky factor.
-    linv = np.asarray(pre.inverse_factor)
-    assert_close(np.triu(linv, 1), np.zeros_like(linv), atol=0)
+    # The stored factor (R or its inverse) is lower triangular.
+    f = np.asarray(pre.factor)
+    assert_close(np.triu(f, 1), np.zeros_like(f), atol=0)
+    # CG gives the same solution with either form.
+    _, y, _ = problem()
+    res = solve_cg(theta, y, omega, ridge=RIDGE, tol=1e-11, preconditioner=pre)
+    assert_close(res.alpha, solve_dense(theta, y, omega, ridge=RIDGE).alpha, rtol=1e-7)
+    # A float32 factor still gives a float64 solution to tolerance.
+    pre32 = cholesky_preconditioner(
+        theta, omega, ridge=RIDGE, invert=invert, dtype=np.float32
+    )
+    assert pre32.factor.dtype == np.float32
+    res32 = solve_cg(theta, y, omega, ridge=RIDGE, tol=1e-11, preconditioner=pre32)
+    assert res32.alpha.dtype == np.float64 and np.all(res32.residual < 1e-10)
 
 
 @pytest.mark.parametrize("decay", [0.0, 0.15])
