@@ -298,12 +298,20 @@ def _make_solver(
         # Products with the L layer kernels read L n^2 floats per iteration; with
         # the class kernels formed first, d n^2 (after (L + d) n^2 to form them).
         form = None if operator else L > 2 * omega.shape[0]
+        th, om = theta, omega
+        if not operator:
+            # Layers no class uses (simplex fits zero most of them) are dropped
+            # from the products: one copy of the used kernels per evaluated Omega
+            # against one read of the unused ones per CG iteration saved.
+            used = np.flatnonzero(np.any(np.asarray(omega) > 0, axis=0))
+            if 0 < len(used) < L:
+                th, om = theta[used], omega[:, used]
 
         def solve(rhs, x0=None):
             res = solve_cg(
-                theta,
+                th,
                 rhs,
-                omega,
+                om,
                 ridge=ridge,
                 x0=x0,
                 tol=cg_tol,

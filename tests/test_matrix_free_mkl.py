@@ -143,3 +143,27 @@ def test_matrix_free_bad_inputs(kernels, tmp_path):
     with pytest.raises(ValueError, match="kernel_dir"):
         fit_mkl(SPEC, x, y, ridge=1e-2, kernel_storage="disk")
     assert DiskLayerOperator is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_operator_preconditioner_factorises_in_place(kernels, dtype):
+    _, _, _, _, theta, _ = kernels
+    omega = np.random.default_rng(2).random((3, 3))
+    op = ArrayLayerOperator(theta)
+    pre = cholesky_preconditioner(op, omega, ridge=1e-3, invert=False, dtype=dtype)
+    assert not pre.inverted and pre.factor.dtype == dtype and pre.jitter == 0.0
+    kbar = np.einsum("l,lij->ij", omega.mean(axis=0), theta) + 1e-3 * np.eye(40)
+    r = np.random.default_rng(3).normal(size=(40, 2))
+    tol = 1e-8 if dtype == np.float64 else 1e-2
+    assert_close(pre.apply(r), np.linalg.solve(kbar, r), rtol=tol, atol=tol)
+
+
+def test_operator_preconditioner_jitter_on_singular_kernel():
+    rng = np.random.default_rng(4)
+    low = rng.normal(size=(30, 3))
+    theta = np.stack([low @ low.T, 2 * low @ low.T])  # rank 3, 30 x 30
+    with pytest.warns(RuntimeWarning, match="jitter"):
+        pre = cholesky_preconditioner(
+            ArrayLayerOperator(theta), np.ones((1, 2)), ridge=1e-300, invert=False
+        )
+    assert pre.jitter > 0 and np.all(np.isfinite(np.asarray(pre.factor)))
