@@ -135,6 +135,8 @@ class CholeskyPreconditioner(NamedTuple):
 
     def apply(self, r: Any) -> jax.Array:
         """:math:`P^{-1} r` for ``r`` of shape ``(n, k)``."""
+        if isinstance(self.factor, np.ndarray):  # host factor (operator path)
+            return jnp.asarray(_host_cho_solve(self.factor, np.asarray(r)))
         r = jnp.asarray(r)
         if self.inverted:
             return _apply_cholesky(self.factor, r)
@@ -146,6 +148,23 @@ def _apply_cholesky(inverse_factor, r):
     # A float32 factor (half the memory) is applied in float32; CG stays in r's dtype.
     rr = r.astype(inverse_factor.dtype)
     return (inverse_factor.T @ (inverse_factor @ rr)).astype(r.dtype)
+
+
+def _host_cho_solve(factor: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """:math:`R^{-T} R^{-1} r` with LAPACK on a C-ordered lower factor, no copy.
+
+    ``factor.T`` is the upper factor :math:`R^\top` in Fortran order, which LAPACK
+    reads in place: solve :math:`(R^\top)^\top z = r`, then :math:`R^\top x = z`.
+    """
+    import scipy.linalg
+
+    up = factor.T
+    rr = r.astype(factor.dtype)
+    z = scipy.linalg.solve_triangular(
+        up, rr, lower=False, trans="T", check_finite=False
+    )
+    x = scipy.linalg.solve_triangular(up, z, lower=False, trans="N", check_finite=False)
+    return x.astype(r.dtype)
 
 
 @jax.jit
@@ -213,10 +232,10 @@ def _check_x0(x0: Any, shape: tuple[int, int], dtype: np.dtype) -> jax.Array:
     return jnp.asarray(arr, dtype)
 
 
-def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
-    """``None``, ``(inverse_factor,)`` or ``(basis, eigvals, ridge, shift)``."""
+def _validate_preconditioner(pre: Any, n: int) -> None:
+    """``pre`` is ``None`` or a preconditioner built for ``n`` points."""
     if pre is None:
-        return None
+        return
     if not isinstance(pre, NystromPreconditioner | CholeskyPreconditioner):
         raise ValueError(
             "preconditioner must be None, a NystromPreconditioner from "
@@ -233,6 +252,13 @@ def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
             f"preconditioner was built for n={size} points but the "
             f"system has n={n}; rebuild it on the same training set."
         )
+
+
+def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
+    """``None`` or the arrays of ``pre`` as a tuple (its length tells the kind)."""
+    _validate_preconditioner(pre, n)
+    if pre is None:
+        return None
     if isinstance(pre, CholeskyPreconditioner):
         # Keeps its own dtype. The tuple's length tells the jitted CG which apply
         # to trace: 1 inverse factor, 2 factor (with a dummy), 4 Nystrom.
@@ -400,22 +426,34 @@ def _cg_init(ax0, b, x0, tol, pre):
     return state, bnorm
 
 
-def _cg_update(state: _CGState, ap, bnorm, tol, pre) -> _CGState:
-    """One batched CG step given ``ap = A p``; converged classes are frozen."""
-    k, x, r, p, rz, active, _ = state
+def _cg_advance(state: _CGState, ap, bnorm):
+    """First half of a CG step given ``ap = A p``: new iterate and residual."""
+    _, x, r, p, rz, active, _ = state
     pap = jnp.sum(p * ap, axis=0)
     step = active & (pap > 0)  # pap <= 0 only on breakdown: stop that class
     a = jnp.where(step, rz / jnp.where(step, pap, 1.0), 0.0)
     x = x + a * p
     r = r - a * ap
-    rel = _relative(r, bnorm)
-    z = _precondition(pre, r)
+    return x, r, _relative(r, bnorm), step
+
+
+def _cg_direction(state: _CGState, x, r, rel, step, z, tol) -> _CGState:
+    """Second half given ``z = M^{-1} r``: the next search direction."""
+    k, _, _, p, rz, _, _ = state
     rz_new = jnp.sum(r * z, axis=0)
     beta = jnp.where(step, rz_new / jnp.where(rz != 0, rz, 1.0), 0.0)
     p = z + beta * p
     return _CGState(k + 1, x, r, p, rz_new, step & (rel > tol), rel)
 
 
+def _cg_update(state: _CGState, ap, bnorm, tol, pre) -> _CGState:
+    """One batched CG step given ``ap = A p``; converged classes are frozen."""
+    x, r, rel, step = _cg_advance(state, ap, bnorm)
+    return _cg_direction(state, x, r, rel, step, _precondition(pre, r), tol)
+
+
+_cg_advance_jit = jax.jit(_cg_advance)
+_cg_direction_jit = jax.jit(_cg_direction)
 _cg_update_jit = jax.jit(_cg_update)
 
 
@@ -644,7 +682,10 @@ def _solve_cg_operator(op, Y, omega, *, ridge, x0, tol, maxiter, preconditioner)
     om = jnp.asarray(check_omega(omega, n_classes=d, depth=L), dt)
     iters = _check_maxiter(maxiter, n)
     xs = _check_x0(x0, (n, d), dt)
-    pre = _check_preconditioner(preconditioner, n, dt)
+    _validate_preconditioner(preconditioner, n)
+    # The preconditioner is applied outside jit, by its own ``apply``: a host
+    # factor is then used in place (no device copy of its n^2 floats).
+    apply = (lambda r: r) if preconditioner is None else preconditioner.apply
     b = jnp.asarray(yy, dt)
     rho_a, tol_a = jnp.asarray(rho, dt), jnp.asarray(tol, dt)
 
@@ -652,9 +693,16 @@ def _solve_cg_operator(op, Y, omega, *, ridge, x0, tol, maxiter, preconditioner)
         return _operator_matvec(jnp.asarray(op.matmul(v), dt), om, rho_a, v)
 
     ax0 = jnp.zeros_like(b) if x0 is None else matvec(xs)
-    state, bnorm = _cg_init(ax0, b, xs, tol_a, pre)
+    bnorm = jnp.linalg.norm(b, axis=0)
+    bnorm = jnp.where(bnorm > 0, bnorm, 1.0)
+    r = b - ax0
+    z = jnp.asarray(apply(r), dt)
+    rel = _relative(r, bnorm)
+    state = _CGState(jnp.asarray(0), xs, r, z, jnp.sum(r * z, axis=0), rel > tol_a, rel)
     while int(state.k) < iters and bool(jnp.any(state.active)):
-        state = _cg_update_jit(state, matvec(state.p), bnorm, tol_a, pre)
+        x, r, rel, step = _cg_advance_jit(state, matvec(state.p), bnorm)
+        z = jnp.asarray(apply(r), dt)
+        state = _cg_direction_jit(state, x, r, rel, step, z, tol_a)
     rel = np.asarray(state.rel, dtype=np.float64)
     k = int(state.k)
     _warn_unconverged(rel, tol, k, maxiter is None)
@@ -890,7 +938,7 @@ def cholesky_preconditioner(
         # The operator path exists for n too large to cache: factorise in place
         # (LAPACK on the host), so the peak is the n^2 floats of the mean kernel.
         chol, jitter = _host_cholesky(lambda: theta.combine(w, dtype=dt), rho)
-        return CholeskyPreconditioner(jnp.asarray(chol), False, w, rho, jitter)
+        return CholeskyPreconditioner(chol, False, w, rho, jitter)
     if _is_operator(theta):
         mean = jnp.asarray(theta.combine(w, dtype=dt), dt)
     else:
