@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._kernels import layerwise_kernels, layerwise_matvec
+from ._kernels import layerwise_kernels
 from ._krr import check_omega, check_ridge, cholesky_with_jitter, krr_fit
 from ._spec import MLP
 from ._validation import (
@@ -140,7 +140,7 @@ class CholeskyPreconditioner(NamedTuple):
         r = jnp.asarray(r)
         if self.inverted:
             return _apply_cholesky(self.factor, r)
-        return _apply_cholesky_solve(self.factor, jnp.zeros((), jnp.int32), r)
+        return _apply_cholesky_solve(self.factor, r)
 
 
 @jax.jit
@@ -168,7 +168,7 @@ def _host_cho_solve(factor: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 
 @jax.jit
-def _apply_cholesky_solve(factor, _tag, r):
+def _apply_cholesky_solve(factor, r):
     rr = r.astype(factor.dtype)
     return jax.scipy.linalg.cho_solve((factor, True), rr).astype(r.dtype)
 
@@ -412,7 +412,7 @@ def _precondition(pre, r):
     if len(pre) == 1:  # pytree structure is static under jit
         return _apply_cholesky(pre[0], r)
     if len(pre) == 2:
-        return _apply_cholesky_solve(pre[0], pre[1], r)
+        return _apply_cholesky_solve(pre[0], r)
     return _apply_nystrom(*pre, r)
 
 
@@ -454,7 +454,6 @@ def _cg_update(state: _CGState, ap, bnorm, tol, pre) -> _CGState:
 
 _cg_advance_jit = jax.jit(_cg_advance)
 _cg_direction_jit = jax.jit(_cg_direction)
-_cg_update_jit = jax.jit(_cg_update)
 
 
 @functools.partial(jax.jit, static_argnames="formed")
@@ -587,12 +586,13 @@ def solve_cg_matrix_free(
 ) -> SolveResult:
     r"""Batched CG where every product is streamed over kernel tiles.
 
-    The same iteration as :func:`solve_cg`, but
-    :math:`\sum_l \Omega_{cl}\Theta_l(X, X) v_c` is computed by
-    :func:`~nftk_jax._kernels.layerwise_matvec` tile by tile, so memory is
-    :math:`O(n d)` plus one tile and each iteration recomputes the kernels
-    (:math:`O(L n^2)` kernel evaluations). Use it when :func:`plan_solver` says
-    ``'cg_matrix_free'``.
+    :func:`solve_cg` on a
+    :class:`~nftk_jax._operators.StreamedLayerOperator`: every product
+    :math:`\Theta_l(X, X) v` is computed tile by tile (each off-diagonal tile once,
+    for both blocks), so memory is :math:`O(L n d)` plus one tile and each
+    iteration recomputes the kernels (:math:`O(L n^2)` kernel evaluations). Use it
+    when :func:`plan_solver` says ``'cg_matrix_free'``. The tiles are computed in
+    ``dtype``; the CG iterates are float64 when x64 is enabled.
 
     Args:
         spec: the architecture.
@@ -604,7 +604,9 @@ def solve_cg_matrix_free(
         tol: relative residual target, > 0.
         maxiter: iteration cap, >= 1; ``None``: ``10 n``.
         preconditioner: a :class:`NystromPreconditioner` (build it with
-            ``nystrom_preconditioner(None, omega, spec=spec, x=x, ...)``) or ``None``.
+            ``nystrom_preconditioner(None, omega, spec=spec, x=x, ...)``), a
+            :class:`CholeskyPreconditioner` (``cholesky_preconditioner`` of a
+            ``StreamedLayerOperator``; ``n^2`` floats) or ``None``.
         block_size, memory_budget, dtype, devices: tiling, as in
             :func:`~nftk_jax._kernels.layerwise_matvec`.
         progress: show a progress bar over CG iterations.
@@ -616,45 +618,16 @@ def solve_cg_matrix_free(
     """
     if not isinstance(spec, MLP):
         raise TypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
-    rho = check_ridge(ridge)
-    tol = check_positive_float(tol, "tol")
-    dt = resolve_dtype(dtype)
-    xx = check_inputs(x, "x")
-    n = xx.shape[0]
-    yy = _check_targets(Y, n)
-    om = check_omega(omega, n_classes=yy.shape[1], depth=spec.depth)
-    d = yy.shape[1]
-    iters = _check_maxiter(maxiter, n)
-    xs = _check_x0(x0, (n, d), dt)
-    pre = _check_preconditioner(preconditioner, n, dt)
-    b = jnp.asarray(yy, dt)
-    tiling = dict(
-        omega=om, block_size=block_size, memory_budget=memory_budget, dtype=dt,
+    from ._operators import StreamedLayerOperator
+
+    op = StreamedLayerOperator(
+        spec, x, block_size=block_size, memory_budget=memory_budget, dtype=dtype,
         devices=devices,
     )  # fmt: skip
-
-    def matvec(v):
-        return layerwise_matvec(spec, xx, v, **tiling) + rho * v
-
-    tol_a = jnp.asarray(tol, dt)
-    ax0 = jnp.zeros_like(b) if x0 is None else matvec(xs)
-    state, bnorm = _cg_init(ax0, b, xs, tol_a, pre)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=iters, desc="CG", unit="it")
-    while int(state.k) < iters and bool(jnp.any(state.active)):
-        state = _cg_update_jit(state, matvec(state.p), bnorm, tol_a, pre)
-        if bar is not None:
-            bar.update()
-            bar.set_postfix(residual=f"{float(jnp.max(state.rel)):.2e}")
-    if bar is not None:
-        bar.close()
-    rel = np.asarray(state.rel, dtype=np.float64)
-    k = int(state.k)
-    _warn_unconverged(rel, tol, k, maxiter is None)
-    return SolveResult(state.x, k, rel, 0.0)
+    return _solve_cg_operator(
+        op, Y, omega, ridge=ridge, x0=x0, tol=tol, maxiter=maxiter,
+        preconditioner=preconditioner, progress=progress,
+    )  # fmt: skip
 
 
 def _is_operator(theta: Any) -> bool:
@@ -666,7 +639,9 @@ def _operator_matvec(products, omega, ridge, v):
     return jnp.einsum("cl,lic->ic", omega, products) + ridge * v
 
 
-def _solve_cg_operator(op, Y, omega, *, ridge, x0, tol, maxiter, preconditioner):
+def _solve_cg_operator(
+    op, Y, omega, *, ridge, x0, tol, maxiter, preconditioner, progress=False
+):
     """:func:`solve_cg` where each product is one pass over a layer operator."""
     rho = check_ridge(ridge)
     tol = check_positive_float(tol, "tol")
@@ -699,10 +674,20 @@ def _solve_cg_operator(op, Y, omega, *, ridge, x0, tol, maxiter, preconditioner)
     z = jnp.asarray(apply(r), dt)
     rel = _relative(r, bnorm)
     state = _CGState(jnp.asarray(0), xs, r, z, jnp.sum(r * z, axis=0), rel > tol_a, rel)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=iters, desc="CG", unit="it")
     while int(state.k) < iters and bool(jnp.any(state.active)):
         x, r, rel, step = _cg_advance_jit(state, matvec(state.p), bnorm)
         z = jnp.asarray(apply(r), dt)
         state = _cg_direction_jit(state, x, r, rel, step, z, tol_a)
+        if bar is not None:
+            bar.update()
+            bar.set_postfix(residual=f"{float(jnp.max(state.rel)):.2e}")
+    if bar is not None:
+        bar.close()
     rel = np.asarray(state.rel, dtype=np.float64)
     k = int(state.k)
     _warn_unconverged(rel, tol, k, maxiter is None)
