@@ -50,6 +50,7 @@ from ._objectives import (
     objective_gradient,
     objective_value,
 )
+from ._operators import is_layer_operator as _is_operator
 from ._validation import check_inputs, check_positive_int
 
 __all__ = [
@@ -190,12 +191,6 @@ def _dense_factor(theta: jax.Array, omega: jax.Array, ridge: float) -> jax.Array
 _DENSE_MAX_N = 2000
 
 
-def _memory_budget(memory_budget) -> int:
-    if memory_budget is not None:
-        return int(memory_budget)
-    return _solvers_module().default_memory_budget()
-
-
 def _solvers_module():
     try:
         return importlib.import_module("nftk_jax._solvers")
@@ -281,7 +276,7 @@ def _make_solver(
         # Factor and inverse in float64 cost 24 n^2 bytes at once; past half the
         # memory budget the operator path keeps them in float32.
         pdt = None
-        if operator and 24 * n * n > _memory_budget(memory_budget) // 2:
+        if operator and 24 * n * n > mod._budget(memory_budget) // 2:
             pdt = np.float32
         pre = mod.cholesky_preconditioner(theta, ref, ridge=ridge, dtype=pdt)
     elif preconditioner == "nystrom" and precondition_rank:
@@ -327,11 +322,6 @@ def _make_solver(
 
 
 # -- input checks -------------------------------------------------------------------
-def _is_operator(theta: Any) -> bool:
-    """A layer operator (``shape``, ``matmul``, ``rmatmul``), not an array."""
-    return hasattr(theta, "matmul") and hasattr(theta, "rmatmul")
-
-
 def _fingerprint(theta: Any) -> Any:
     """What the checkpoint digest hashes for ``theta``: the array, or for a layer
     operator its ``fingerprint`` (a string naming the spec, inputs and storage)."""

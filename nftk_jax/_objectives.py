@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._operators import is_layer_operator as _is_operator
+
 __all__ = [
     "OBJECTIVES",
     "ObjectiveEval",
@@ -71,11 +73,6 @@ def check_objective(objective: Any) -> str:
             f"objective={objective!r} is unknown; choose one of {list(OBJECTIVES)}."
         )
     return objective
-
-
-def _is_operator(theta: Any) -> bool:
-    """A layer operator (``matmul``, ``rmatmul``), not an ``(L, n1, n2)`` array."""
-    return hasattr(theta, "matmul") and hasattr(theta, "rmatmul")
 
 
 @jax.jit

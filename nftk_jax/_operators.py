@@ -75,6 +75,11 @@ _STORE_FORMAT = "nftk-layer-kernels"
 _STORE_VERSION = 1
 
 
+def is_layer_operator(theta: Any) -> bool:
+    """A layer operator (``matmul``, ``rmatmul``), not an ``(L, n1, n2)`` array."""
+    return hasattr(theta, "matmul") and hasattr(theta, "rmatmul")
+
+
 def _product_dtype() -> np.dtype:
     """float64 when x64 is enabled, else float32: the dtype of every product."""
     return np.dtype(np.float64 if jax.config.jax_enable_x64 else np.float32)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ._kernels import layerwise_kernels
 from ._krr import check_omega, check_ridge, cholesky_with_jitter, krr_fit
+from ._operators import is_layer_operator as _is_operator
 from ._spec import MLP
 from ._validation import (
     check_inputs,
@@ -628,10 +629,6 @@ def solve_cg_matrix_free(
         op, Y, omega, ridge=ridge, x0=x0, tol=tol, maxiter=maxiter,
         preconditioner=preconditioner, progress=progress,
     )  # fmt: skip
-
-
-def _is_operator(theta: Any) -> bool:
-    return hasattr(theta, "matmul") and hasattr(theta, "rmatmul")
 
 
 @jax.jit
