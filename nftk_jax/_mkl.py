@@ -1175,22 +1175,8 @@ def fit_mkl(
                 **options,
             )
             if refit:
-                Y_all, _ = encode_targets(
-                    y_arr, len(xx), n_classes=options.get("n_classes"), name="y"
-                )
                 th = jnp.asarray(theta_all, dtype=jnp.float64)
-                prepare = _make_solver(
-                    res.solver,
-                    th,
-                    ridge=res.ridge,
-                    cg_tol=options.get("cg_tol", 1e-10),
-                    cg_maxiter=options.get("cg_maxiter"),
-                    precondition_rank=options.get("precondition_rank", 500),
-                    preconditioner=options.get("preconditioner", "cholesky"),
-                    reference=res.omega,
-                )
-                alpha = prepare(jnp.asarray(res.omega))(jnp.asarray(Y_all), None)
-                res = res._replace(alpha=np.asarray(alpha, dtype=np.float64))
+                res = _refit(res, th, y_arr, options, memory_budget)
                 x_train = xx
             else:
                 x_train = xx[tr]
@@ -1207,6 +1193,30 @@ def fit_mkl(
             )
             x_train = xx
     return res._replace(spec=spec, x_train=np.asarray(x_train), kernel_dtype=dt)
+
+
+def _refit(res: NFTKResult, theta, y_arr, options, memory_budget) -> NFTKResult:
+    """``res`` with ``alpha`` recomputed on all training inputs at its Omega.
+
+    ``theta`` holds the kernels of all inputs (array or layer operator); the solve
+    uses the learner's solver with the learned Omega as the preconditioner's mix.
+    """
+    Y_all, _ = encode_targets(
+        y_arr, len(y_arr), n_classes=options.get("n_classes"), name="y"
+    )
+    prepare = _make_solver(
+        res.solver,
+        theta,
+        ridge=res.ridge,
+        cg_tol=options.get("cg_tol", 1e-10),
+        cg_maxiter=options.get("cg_maxiter"),
+        precondition_rank=options.get("precondition_rank", 500),
+        preconditioner=options.get("preconditioner", "cholesky"),
+        reference=res.omega,
+        memory_budget=memory_budget,
+    )
+    alpha = prepare(jnp.asarray(res.omega))(jnp.asarray(Y_all), None)
+    return res._replace(alpha=np.asarray(alpha, dtype=np.float64))
 
 
 def _fit_mkl_operators(
@@ -1279,21 +1289,6 @@ def _fit_mkl_operators(
     )
     x_train = fit_x
     if refit and fit_x is not xx:
-        full = operator("train", xx)
-        Y_all, _ = encode_targets(
-            y_arr, len(xx), n_classes=options.get("n_classes"), name="y"
-        )
-        prepare = _make_solver(
-            "matrix_free",
-            full,
-            ridge=res.ridge,
-            cg_tol=options.get("cg_tol", 1e-10),
-            cg_maxiter=options.get("cg_maxiter"),
-            preconditioner=options.get("preconditioner", "cholesky"),
-            reference=res.omega,
-            memory_budget=memory_budget,
-        )
-        alpha = prepare(jnp.asarray(res.omega))(jnp.asarray(Y_all), None)
-        res = res._replace(alpha=np.asarray(alpha, dtype=np.float64))
+        res = _refit(res, operator("train", xx), y_arr, options, memory_budget)
         x_train = xx
     return res._replace(spec=spec, x_train=np.asarray(x_train), kernel_dtype=dtype)
