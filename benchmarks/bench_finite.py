@@ -30,10 +30,10 @@ import jax
 import numpy as np
 
 from nftk_jax import MLP, layerwise_kernels
-from nftk_jax._finite import train_paper_mode
-from nftk_jax._krr import combine_kernels, encode_targets, krr_fit, krr_predict
-from nftk_jax._width_study import compare_widths, plot_width_study
 from nftk_jax.data import load_mnist5k
+from nftk_jax.finite._network import train_paper_mode
+from nftk_jax.finite._width_study import compare_widths, plot_width_study
+from nftk_jax.linalg._krr import combine_kernels, encode_targets, krr_fit, krr_predict
 
 
 def _krr_accuracy(theta_tr, theta_te, y_tr, y_te, omega, ridge) -> float:

@@ -33,8 +33,8 @@ from nftk_jax import (  # noqa: E402
     solve_cg_matrix_free,
     solve_dense,
 )
-from nftk_jax._krr import encode_targets  # noqa: E402
 from nftk_jax.data import load_mnist5k  # noqa: E402
+from nftk_jax.linalg._krr import encode_targets  # noqa: E402
 
 
 def timed(fn, *args, **kwargs):

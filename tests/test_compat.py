@@ -18,8 +18,8 @@ import pytest
 from jax import random
 from jax.interpreters import ad
 
-from nftk_jax import _compat
-from nftk_jax._compat import PATCHES, check, nt, stax
+from nftk_jax.model import _compat
+from nftk_jax.model._compat import PATCHES, check, nt, stax
 
 from helpers import assert_close, random_inputs
 

@@ -3,7 +3,7 @@ import numpy as np
 import optax
 import pytest
 
-from nftk_jax._constraints import CONSTRAINTS, make_projection, project
+from nftk_jax.mkl._constraints import CONSTRAINTS, make_projection, project
 
 from helpers import assert_close
 

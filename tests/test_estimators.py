@@ -36,7 +36,7 @@ def test_fit_mkl_predict_matches_kernels(digits, fitted):
 
 
 def test_fit_mkl_refit_equals_theorem1_on_all_points(digits, fitted):
-    from nftk_jax._krr import encode_targets, krr_fit
+    from nftk_jax.linalg._krr import encode_targets, krr_fit
 
     x, y, _, _ = digits
     theta = layerwise_kernels(SPEC, x)

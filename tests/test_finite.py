@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nftk_jax import MLP, layerwise_kernels
-from nftk_jax._finite import (
+from nftk_jax.finite._network import (
     _readout_weights,
     combined_empirical_ntk,
     head_empirical_ntks,
@@ -19,7 +19,7 @@ from nftk_jax._finite import (
     train_paper_mode,
     weight_decay_to_ridge,
 )
-from nftk_jax._krr import combine_kernels, krr_fit, krr_predict
+from nftk_jax.linalg._krr import combine_kernels, krr_fit, krr_predict
 
 from helpers import assert_close, random_inputs, rel_err
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.kernel_ridge import KernelRidge
 
-from nftk_jax._krr import (
+from nftk_jax.linalg._krr import (
     check_omega,
     check_ridge,
     combine_kernels,

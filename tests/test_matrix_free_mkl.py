@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from nftk_jax import MLP, fit_mkl, fit_mkl_kernels, layerwise_kernels
-from nftk_jax._operators import (
+from nftk_jax.kernels._operators import (
     ArrayLayerOperator,
     DiskLayerOperator,
     StreamedLayerOperator,
 )
-from nftk_jax._solvers import cholesky_preconditioner, solve_cg, solve_dense
+from nftk_jax.linalg._solvers import cholesky_preconditioner, solve_cg, solve_dense
 
 from helpers import assert_close
 

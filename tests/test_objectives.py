@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from mkl_cases import synthetic_problem
 
-from nftk_jax._krr import encode_targets
-from nftk_jax._objectives import OBJECTIVES, objective_and_gradient
+from nftk_jax.linalg._krr import encode_targets
+from nftk_jax.mkl._objectives import OBJECTIVES, objective_and_gradient
 
 from helpers import assert_close
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from nftk_jax import MLP, layerwise_kernels
-from nftk_jax import _operators as ops
-from nftk_jax._operators import (
+from nftk_jax.kernels import _operators as ops
+from nftk_jax.kernels._operators import (
     ArrayLayerOperator,
     DiskLayerOperator,
     StreamedLayerOperator,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nftk_jax._ridge import RidgeSelection, default_ridge_grid, select_ridge
+from nftk_jax.mkl._ridge import RidgeSelection, default_ridge_grid, select_ridge
 
 from helpers import assert_close
 

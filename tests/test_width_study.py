@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nftk_jax import MLP
-from nftk_jax._width_study import WidthStudy, compare_widths, plot_width_study
+from nftk_jax.finite._width_study import WidthStudy, compare_widths, plot_width_study
 
 from helpers import random_inputs
 

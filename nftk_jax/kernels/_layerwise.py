@@ -1,7 +1,7 @@
 """Layerwise kernels: every depth from one recursion, tiled, streamed and sharded.
 
 ``layerwise_kernels`` evaluates the multi-head network's ``kernel_fn`` (see
-:mod:`nftk_jax._spec`), so the L kernels share one pass through the recursion.
+:mod:`nftk_jax.model._spec`), so the L kernels share one pass through the recursion.
 Large problems are cut into tiles of ``block_size`` rows and columns; the rows of a
 tile are sharded over every local device with ``jax.shard_map`` (each device gets
 its own rows and all of the tile's columns; no communication is needed). The last
@@ -22,12 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ._spec import MLP
-from ._validation import (
+from ..core._validation import (
     check_inputs,
     check_positive_int,
     resolve_dtype,
 )
+from ..model._spec import MLP
 
 __all__ = [
     "layerwise_kernels",

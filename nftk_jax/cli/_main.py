@@ -321,7 +321,7 @@ def _setup_jax(float32: bool) -> None:
 
 
 def _load_data(args) -> Any:
-    from . import data
+    from .. import data
 
     name = args.dataset
     if name == "mnist5k":
@@ -357,7 +357,7 @@ def _subsample(ds, n_train, n_test):
 
 
 def _spec(args):
-    from ._spec import MLP
+    from ..model._spec import MLP
 
     return MLP(
         depth=args.depth,
@@ -369,7 +369,7 @@ def _spec(args):
 
 
 def _run_dir(args, command: str) -> Path:
-    from ._io import ensure_writable_dir
+    from ..core._io import ensure_writable_dir
 
     ensure_writable_dir(args.out, "--out")
     depth = getattr(args, "depth", None)
@@ -381,7 +381,7 @@ def _run_dir(args, command: str) -> Path:
 def _fit_one(args, spec, ds, run: Path) -> dict:
     import jax.numpy as jnp
 
-    from ._experiment import run_fit
+    from ..experiment._run_fit import run_fit
 
     return run_fit(
         spec,
@@ -425,7 +425,7 @@ def cmd_fit(args) -> int:
     spec = _spec(args)
     ds = _load_data(args)
     run = _run_dir(args, "fit")
-    from ._checkpoint import CheckpointError
+    from ..core._checkpoint import CheckpointError
 
     try:
         metrics = _fit_one(args, spec, ds, run)
@@ -438,7 +438,7 @@ def cmd_fit(args) -> int:
 def cmd_figures(args) -> int:
     import numpy as np
 
-    from ._figures import plot_omega_heatmaps, plot_omega_trajectory
+    from ..experiment._figures import plot_omega_heatmaps, plot_omega_trajectory
 
     run = args.run_dir
     omega_path = run / "omega.npy"
@@ -473,7 +473,7 @@ def cmd_figures(args) -> int:
 def _load_omega(path: Path | None, d: int, depth: int):
     import numpy as np
 
-    from ._krr import check_omega
+    from ..linalg._krr import check_omega
 
     if path is None:
         return np.full((d, depth), 1.0 / depth)
@@ -491,10 +491,10 @@ def _load_omega(path: Path | None, d: int, depth: int):
 def cmd_compare(args) -> int:
     import numpy as np
 
-    from ._io import write_json
-    from ._kernels import layerwise_kernels
-    from ._krr import combine_kernels
-    from ._width_study import compare_widths, plot_width_study
+    from ..core._io import write_json
+    from ..finite._width_study import compare_widths, plot_width_study
+    from ..kernels._layerwise import layerwise_kernels
+    from ..linalg._krr import combine_kernels
 
     t0 = time.perf_counter()
     spec = _spec(args)
@@ -555,7 +555,7 @@ PAPER_TABLE1 = {
 
 
 def _reproduce_data(args):
-    from . import data
+    from .. import data
 
     data_dir = None if args.data_dir is None else str(args.data_dir)
     if args.dataset == "mnist":
@@ -578,8 +578,8 @@ def _reproduce_data(args):
 
 
 def cmd_reproduce(args) -> int:
-    from ._io import write_json
-    from ._spec import MLP
+    from ..core._io import write_json
+    from ..model._spec import MLP
 
     t0 = time.perf_counter()
     ds = _reproduce_data(args)

@@ -24,18 +24,24 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._finite import (
+from ..core._io import atomic_path
+from ..core._validation import check_inputs, check_positive_float, check_positive_int
+from ..kernels._layerwise import layerwise_kernels
+from ..linalg._krr import (
+    check_ridge,
+    combine_kernels,
+    encode_targets,
+    krr_fit,
+    krr_predict,
+)
+from ..model._spec import MLP
+from ._network import (
     _check_init,
     _check_omega,
     _check_spec,
     combined_empirical_ntk,
     train_network,
 )
-from ._io import atomic_path
-from ._kernels import layerwise_kernels
-from ._krr import check_ridge, combine_kernels, encode_targets, krr_fit, krr_predict
-from ._spec import MLP
-from ._validation import check_inputs, check_positive_float, check_positive_int
 
 __all__ = ["WidthStudy", "compare_widths", "plot_width_study"]
 

@@ -3,13 +3,13 @@ r"""Linear solvers for the per-class systems :math:`(K_c + \rho I)\alpha_c = y_c
 With :math:`K_c = \sum_l \Omega_{cl}\Theta_l` the ``d`` class systems share the
 layerwise kernels but not the matrix. Three solvers cover the memory range:
 
-* :func:`solve_dense`: batched per-class Cholesky (:func:`~nftk_jax._krr.krr_fit`),
+* :func:`solve_dense`: batched per-class Cholesky (:func:`~nftk_jax.krr_fit`),
   :math:`O(d n^3)` time, cached ``(L, n, n)`` kernels plus ``(d, n, n)`` factors.
 * :func:`solve_cg`: conjugate gradients batched over the ``d`` classes, from the
   cached kernels; :math:`O(k\,d\,n^2)` for ``k`` iterations, warm-startable, which
   is what an outer loop over :math:`\Omega` wants.
 * :func:`solve_cg_matrix_free`: the same iteration where every product is streamed
-  over kernel tiles (:func:`~nftk_jax._kernels.layerwise_matvec`), for ``n`` too
+  over kernel tiles (:func:`~nftk_jax.layerwise_matvec`), for ``n`` too
   large to cache :math:`L n^2` floats.
 
 :func:`nystrom_preconditioner` builds one preconditioner shared by all classes from
@@ -28,16 +28,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._kernels import layerwise_kernels
-from ._krr import check_omega, check_ridge, cholesky_with_jitter, krr_fit
-from ._operators import is_layer_operator as _is_operator
-from ._spec import MLP
-from ._validation import (
+from ..core._validation import (
     check_inputs,
     check_positive_float,
     check_positive_int,
     resolve_dtype,
 )
+from ..kernels._layerwise import layerwise_kernels
+from ..kernels._operators import is_layer_operator as _is_operator
+from ..model._spec import MLP
+from ._krr import check_omega, check_ridge, cholesky_with_jitter, krr_fit
 
 __all__ = [
     "DEFAULT_DENSE_MAX_N",
@@ -374,7 +374,7 @@ def _residual(theta, omega, ridge, alpha, y) -> np.ndarray:
 def solve_dense(theta: Any, Y: Any, omega: Any, *, ridge: float) -> SolveResult:
     r"""Per-class Cholesky solve of :math:`(K_c + \rho I)\alpha_c = y_c`.
 
-    A wrapper of :func:`~nftk_jax._krr.krr_fit` (batched Cholesky with jitter
+    A wrapper of :func:`~nftk_jax.krr_fit` (batched Cholesky with jitter
     escalation) that reports the relative residuals of the un-jittered systems.
 
     Args:
@@ -511,7 +511,7 @@ def solve_cg(
     ``memory_budget``, otherwise from the layerwise kernels
     (:math:`L d n^2` flops, no extra memory).
 
-    With a layer operator (:mod:`nftk_jax._operators`: kernels streamed from
+    With a layer operator (:mod:`nftk_jax.kernels._operators`: kernels streamed from
     disk or recomputed tile by tile) instead of cached kernels, every iteration
     is one :meth:`matmul` pass over the operator, run from Python.
 
@@ -588,7 +588,7 @@ def solve_cg_matrix_free(
     r"""Batched CG where every product is streamed over kernel tiles.
 
     :func:`solve_cg` on a
-    :class:`~nftk_jax._operators.StreamedLayerOperator`: every product
+    :class:`~nftk_jax.kernels._operators.StreamedLayerOperator`: every product
     :math:`\Theta_l(X, X) v` is computed tile by tile (each off-diagonal tile once,
     for both blocks), so memory is :math:`O(L n d)` plus one tile and each
     iteration recomputes the kernels (:math:`O(L n^2)` kernel evaluations). Use it
@@ -609,7 +609,7 @@ def solve_cg_matrix_free(
             :class:`CholeskyPreconditioner` (``cholesky_preconditioner`` of a
             ``StreamedLayerOperator``; ``n^2`` floats) or ``None``.
         block_size, memory_budget, dtype, devices: tiling, as in
-            :func:`~nftk_jax._kernels.layerwise_matvec`.
+            :func:`~nftk_jax.layerwise_matvec`.
         progress: show a progress bar over CG iterations.
 
     Returns:
@@ -619,7 +619,7 @@ def solve_cg_matrix_free(
     """
     if not isinstance(spec, MLP):
         raise TypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
-    from ._operators import StreamedLayerOperator
+    from ..kernels._operators import StreamedLayerOperator
 
     op = StreamedLayerOperator(
         spec, x, block_size=block_size, memory_budget=memory_budget, dtype=dtype,
@@ -781,7 +781,7 @@ def nystrom_preconditioner(
         x: ``(n, m)`` training inputs (matrix-free mode).
         landmarks: ``'greedy'``, ``'uniform'`` or ``None`` for the default.
         dtype, block_size, memory_budget, devices: kernel evaluation in
-            matrix-free mode, as in :func:`~nftk_jax._kernels.layerwise_kernels`.
+            matrix-free mode, as in :func:`~nftk_jax.layerwise_kernels`.
         scale_complement: divide the complement of the landmark subspace by
             :math:`\lambda_m + \rho` (default) instead of :math:`\rho`; ``False``
             gives exactly :math:`(\hat K + \rho I)^{-1}`.
@@ -874,8 +874,8 @@ def cholesky_preconditioner(
 
     Args:
         theta: ``(L, n, n)`` cached training kernels, or a square layer operator
-            (:mod:`nftk_jax._operators`), whose ``combine`` forms the mean kernel
-            tile by tile.
+            (:mod:`nftk_jax.kernels._operators`), whose ``combine`` forms the
+            mean kernel tile by tile.
         omega: ``(d, L)`` non-negative layer weights (or ``(1, L)``).
         ridge: :math:`\rho > 0`, the ridge of the systems to precondition.
         dtype: of the factor; ``None``: float64 with x64 enabled. float32 halves
@@ -893,7 +893,7 @@ def cholesky_preconditioner(
     Example:
         >>> import numpy as np
         >>> from nftk_jax import MLP, layerwise_kernels
-        >>> from nftk_jax._solvers import cholesky_preconditioner, solve_cg
+        >>> from nftk_jax.linalg._solvers import cholesky_preconditioner, solve_cg
         >>> x = np.random.default_rng(0).normal(size=(40, 3))
         >>> theta = layerwise_kernels(MLP(depth=3), x)
         >>> y = np.random.default_rng(1).normal(size=(40, 2))
@@ -936,7 +936,8 @@ def _host_cholesky(form, rho: float) -> tuple[np.ndarray, float]:
     """Lower Cholesky factor of ``form() + (rho + jitter) I``, overwriting the matrix.
 
     ``form`` is called again (a pass over the kernels) only when a factorisation
-    fails and the jitter escalates, as in :func:`~nftk_jax._krr.cholesky_with_jitter`.
+    fails and the jitter escalates, as in
+    :func:`~nftk_jax.linalg._krr.cholesky_with_jitter`.
     """
     import scipy.linalg
 

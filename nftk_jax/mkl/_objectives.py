@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._operators import is_layer_operator as _is_operator
+from ..kernels._operators import is_layer_operator as _is_operator
 
 __all__ = [
     "OBJECTIVES",
@@ -89,7 +89,7 @@ def layer_products(theta: Any, v: Any) -> jax.Array:
     r""":math:`\Theta_l v` for every layer, ``(L, n1, k)``, for ``v (n2, k)``.
 
     ``theta`` is an ``(L, n1, n2)`` array or a layer operator from
-    :mod:`nftk_jax._operators` (streamed or disk-backed products).
+    :mod:`nftk_jax.kernels._operators` (streamed or disk-backed products).
     """
     if _is_operator(theta):
         return jnp.asarray(theta.matmul(v))
@@ -207,7 +207,7 @@ def objective_and_gradient(
 ) -> tuple[float, np.ndarray]:
     r"""Objective and closed-form gradient at one Omega, with dense solves.
 
-    A reference entry point (the learner in :mod:`nftk_jax._mkl` reuses solves and
+    A reference entry point (the learner in :mod:`nftk_jax.mkl._fit` reuses solves and
     warm starts instead).
 
     Args:

@@ -32,9 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._krr import combine_kernels
-from ._solvers import check_system
-from ._validation import check_positive_int, resolve_dtype
+from ..core._validation import check_positive_int, resolve_dtype
+from ..linalg._krr import combine_kernels
+from ..linalg._solvers import check_system
 
 __all__ = ["RIDGE_METHODS", "RidgeSelection", "default_ridge_grid", "select_ridge"]
 

@@ -7,21 +7,21 @@ The model (Theorem 1 of the paper, with the inverse that its eq. 14 omits): clas
 
 :math:`\Omega` is learned by projected gradient descent (eq. 16),
 :math:`\Omega \leftarrow P_{\mathcal S}(\Omega - \eta\nabla J(\Omega))`, on one of the
-objectives of :mod:`nftk_jax._objectives` (closed-form gradients) over one of the
-feasible sets of :mod:`nftk_jax._constraints`. The step :math:`\eta` comes from
+objectives of :mod:`nftk_jax.mkl._objectives` (closed-form gradients) over one of the
+feasible sets of :mod:`nftk_jax.mkl._constraints`. The step :math:`\eta` comes from
 Armijo backtracking (default), a fixed ``learning_rate``, or an optax optimiser
 followed by the projection.
 
 Every step needs ``d`` linear solves with :math:`K_c + \rho I` (plus one adjoint
 solve for ``'train_mse'``/``'val_mse'``). They all go through one internal function
 (:func:`_make_solver`): a batched dense Cholesky (the factor serves the value and the
-adjoint solve), or conjugate gradients from :mod:`nftk_jax._solvers` warm-started at
-the previous step's solution, which changes little from one step to the next.
+adjoint solve), or conjugate gradients from :mod:`nftk_jax.linalg._solvers`
+warm-started at the previous step's solution, which changes little from one step
+to the next.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import time
@@ -34,9 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._checkpoint import load_checkpoint, problem_digest, save_checkpoint
-from ._constraints import check_constraint, make_projection
-from ._krr import (
+from ..core._checkpoint import load_checkpoint, problem_digest, save_checkpoint
+from ..core._validation import check_inputs, check_positive_int
+from ..kernels._operators import is_layer_operator as _is_operator
+from ..linalg._krr import (
     check_omega,
     check_ridge,
     cholesky_with_jitter,
@@ -44,14 +45,13 @@ from ._krr import (
     encode_targets,
     krr_predict,
 )
+from ._constraints import check_constraint, make_projection
 from ._objectives import (
     SCALE_FREE_ILL_POSED,
     check_objective,
     objective_gradient,
     objective_value,
 )
-from ._operators import is_layer_operator as _is_operator
-from ._validation import check_inputs, check_positive_int
 
 __all__ = [
     "MKLHistory",
@@ -138,7 +138,7 @@ class NFTKResult(NamedTuple):
 
     def predict(self, x: Any) -> np.ndarray:
         """Raw scores ``(m, d)`` for inputs ``x``; needs a result from ``fit_mkl``."""
-        from ._kernels import layerwise_matvec
+        from ..kernels._layerwise import layerwise_matvec
 
         if self.spec is None or self.x_train is None:
             raise ValueError(
@@ -192,10 +192,9 @@ _DENSE_MAX_N = 2000
 
 
 def _solvers_module():
-    try:
-        return importlib.import_module("nftk_jax._solvers")
-    except ImportError:
-        return None
+    from ..linalg import _solvers
+
+    return _solvers
 
 
 def _resolve_solver(
@@ -215,14 +214,14 @@ def _resolve_solver(
     if solver == "matrix_free":
         raise ValueError(
             "solver='matrix_free' needs theta as a layer operator (from "
-            "nftk_jax._operators, or fit_mkl(..., kernel_storage='disk' or "
+            "nftk_jax.kernels._operators, or fit_mkl(..., kernel_storage='disk' or "
             "'recompute')); with cached kernels use 'auto', 'dense' or 'cg'."
         )
     mod = _solvers_module()
     has_cg = mod is not None and hasattr(mod, "solve_cg")
     if solver == "cg" and not has_cg:
         raise ValueError(
-            "solver='cg' needs nftk_jax._solvers.solve_cg, which is not available; "
+            "solver='cg' needs nftk_jax.solve_cg, which is not available; "
             "use solver='dense'."
         )
     if solver != "auto":
@@ -331,7 +330,7 @@ def _fingerprint(theta: Any) -> Any:
     if fp is None:
         raise ValueError(
             "checkpoint= needs a layer operator with a fingerprint (the operators of "
-            "nftk_jax._operators have one); pass checkpoint=None."
+            "nftk_jax.kernels._operators have one); pass checkpoint=None."
         )
     return np.frombuffer(str(fp).encode(), dtype=np.uint8)
 
@@ -448,7 +447,7 @@ def fit_mkl_kernels(
         learning_rate: fixed step instead of the line search.
         optimizer: optax transformation used instead of the line search.
         solver: ``'auto'``, ``'dense'`` (batched Cholesky) or ``'cg'`` (warm-started
-            conjugate gradients from :mod:`nftk_jax._solvers`).
+            conjugate gradients from :mod:`nftk_jax.linalg._solvers`).
         n_classes: number of classes when ``y`` holds labels (default ``max + 1``).
         checkpoint: ``.npz`` path; resumed when it matches this problem.
         checkpoint_every: save every this many steps (and always at the end).
@@ -890,7 +889,7 @@ def _pack(state: _Loop, hist: dict[str, list]) -> dict[str, np.ndarray]:
 
 
 def _restore(saved, optimizer, d, L) -> tuple[_Loop, dict[str, list], float]:
-    from ._checkpoint import CheckpointError
+    from ..core._checkpoint import CheckpointError
 
     try:
         omega = saved["omega"]
@@ -1076,11 +1075,11 @@ def fit_mkl(
         kernel_storage: where the ``(L, n, n)`` kernels live. ``'memory'``
             (default): cached in RAM, :math:`8 L n^2` bytes. ``'disk'``: computed
             once into files under ``kernel_dir`` (float32,
-            :class:`~nftk_jax._operators.DiskLayerOperator`) and streamed back in
+            :class:`~nftk_jax.DiskLayerOperator`) and streamed back in
             row panels for every product; reused when present, so an interrupted
             fit restarts without recomputing them. ``'recompute'``: nothing
             stored, every product recomputes the kernel tiles
-            (:class:`~nftk_jax._operators.StreamedLayerOperator`). The last two
+            (:class:`~nftk_jax.kernels._operators.StreamedLayerOperator`). The last two
             learn :math:`\Omega` with ``solver='matrix_free'`` (CG, one pass over
             the kernels per iteration) and hold :math:`O(n^2)` floats only for
             the mean-kernel preconditioner (float32 past half the memory
@@ -1091,8 +1090,8 @@ def fit_mkl(
     Returns:
         An :class:`NFTKResult` that can ``predict(x_new)``.
     """
-    from ._kernels import layerwise_kernels
-    from ._validation import resolve_dtype
+    from ..core._validation import resolve_dtype
+    from ..kernels._layerwise import layerwise_kernels
 
     if "theta_val" in options:
         raise ValueError("fit_mkl computes theta_val itself; pass x_val and y_val.")
@@ -1224,7 +1223,7 @@ def _fit_mkl_operators(
     refit, is_clf, storage, kernel_dir, memory_budget, dtype, progress, options,
 ) -> NFTKResult:  # fmt: skip
     """:func:`fit_mkl` with the kernels on disk or recomputed: layer operators."""
-    from ._operators import DiskLayerOperator, StreamedLayerOperator
+    from ..kernels._operators import DiskLayerOperator, StreamedLayerOperator
 
     if storage == "disk":
         if kernel_dir is None:

@@ -4,7 +4,7 @@ A checkpoint holds the learner's full loop state (Omega, the dual coefficients u
 as warm starts, the line-search step, the optimiser state, the history), a JSON
 copy of the configuration and a SHA-256 digest of the problem (kernels, targets,
 validation data and configuration). It is written to a temporary file beside the
-destination and renamed over it (see :mod:`nftk_jax._io`), so an interrupted run
+destination and renamed over it (see :mod:`nftk_jax.core._io`), so an interrupted run
 leaves the last complete checkpoint intact. Files are read with
 ``allow_pickle=False``.
 """

@@ -31,15 +31,15 @@ import numpy as np
 import optax
 from jax import lax
 
-from ._compat import nt
-from ._krr import check_omega
-from ._spec import MLP
-from ._validation import (
+from ..core._validation import (
     check_inputs,
     check_positive_float,
     check_positive_int,
     resolve_dtype,
 )
+from ..linalg._krr import check_omega
+from ..model._compat import nt
+from ..model._spec import MLP
 
 __all__ = [
     "INITS",

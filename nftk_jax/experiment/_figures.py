@@ -1,7 +1,7 @@
 """The paper's interpretability figures (Fig. 2) and training curves.
 
 All figures use matplotlib's Agg backend (no display needed) and are written
-atomically through :mod:`nftk_jax._io`.
+atomically through :mod:`nftk_jax.core._io`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ._io import atomic_path
-from ._krr import check_omega
+from ..core._io import atomic_path
+from ..linalg._krr import check_omega
 
 __all__ = [
     "row_normalise",

@@ -15,7 +15,7 @@ Three storages share that interface:
 
 * :class:`ArrayLayerOperator`: an in-memory ``(L, n1, n2)`` array.
 * :class:`StreamedLayerOperator`: nothing stored; every product recomputes the
-  kernel tiles (:func:`~nftk_jax._kernels.layerwise_matvec`), so memory is one tile
+  kernel tiles (:func:`~nftk_jax.layerwise_matvec`), so memory is one tile
   plus the vectors and each product costs a full kernel evaluation.
 * :class:`DiskLayerOperator`: the kernels computed once and written to a raw binary
   file as row panels; every product streams the panels back one at a time, so
@@ -43,9 +43,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checkpoint import problem_digest
-from ._io import atomic_path, ensure_writable_dir, write_json
-from ._kernels import (
+from ..core._checkpoint import problem_digest
+from ..core._io import atomic_path, ensure_writable_dir, write_json
+from ..core._validation import check_inputs, check_positive_int, resolve_dtype
+from ..model._spec import MLP
+from ._layerwise import (
     _check_finite,
     _compute_tile,
     _padded_tile,
@@ -55,8 +57,6 @@ from ._kernels import (
     _tile_grid,
     layerwise_matvec,
 )
-from ._spec import MLP
-from ._validation import check_inputs, check_positive_int, resolve_dtype
 
 __all__ = [
     "LayerOperator",

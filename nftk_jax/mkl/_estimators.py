@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from ._mkl import NFTKResult, fit_mkl
-from ._spec import MLP
+from ..model._spec import MLP
+from ._fit import NFTKResult, fit_mkl
 
 __all__ = ["NFTKClassifier", "NFTKRegressor"]
 

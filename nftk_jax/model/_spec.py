@@ -31,8 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core._validation import check_positive_float, check_positive_int
 from ._compat import stax
-from ._validation import check_positive_float, check_positive_int
 
 __all__ = ["MLP", "Network", "ACTIVATIONS"]
 

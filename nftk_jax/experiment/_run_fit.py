@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from ._checkpoint import problem_digest
-from ._io import _jsonable, ensure_writable_dir, write_json, write_npy
-from ._spec import MLP
+from ..core._checkpoint import problem_digest
+from ..core._io import _jsonable, ensure_writable_dir, write_json, write_npy
+from ..model._spec import MLP
 
 __all__ = ["NORMALIZATIONS", "default_ridge", "run_fit"]
 
@@ -50,7 +50,7 @@ def default_ridge(theta_train: np.ndarray) -> float:
 
 def _check_memory(n: int, n_test: int, L: int, d: int, dtype: Any) -> None:
     """Fail early, naming the fix, when the cached kernels cannot fit in memory."""
-    from ._solvers import default_memory_budget
+    from ..linalg._solvers import default_memory_budget
 
     item = np.dtype(np.float32 if dtype == np.float32 else np.float64).itemsize
     # train kernels, their fit/validation slices (0.8^2 + 0.2 * 0.8), the test
@@ -70,7 +70,7 @@ def _accuracy(scores: Any, labels: np.ndarray) -> float:
 
 
 def _evaluate(theta_tr, theta_te, y_tr_enc, y_te, omega, ridge) -> float:
-    from ._krr import krr_fit, krr_predict
+    from ..linalg._krr import krr_fit, krr_predict
 
     sol = krr_fit(theta_tr, y_tr_enc, omega, ridge=ridge)
     return _accuracy(krr_predict(theta_te, sol.alpha, omega), y_te)
@@ -117,9 +117,9 @@ def run_fit(
     Returns:
         The metrics dictionary also written to ``metrics.json``.
     """
-    from ._kernels import layerwise_kernels
-    from ._krr import encode_targets
-    from ._mkl import _validation_split, fit_mkl_kernels
+    from ..kernels._layerwise import layerwise_kernels
+    from ..linalg._krr import encode_targets
+    from ..mkl._fit import _validation_split, fit_mkl_kernels
 
     if normalize not in NORMALIZATIONS:
         raise ValueError(
@@ -188,7 +188,7 @@ def run_fit(
         ridge_value = default_ridge(theta_tr)
         ridge_info["rule"] = "1e-3 x mean training kernel diagonal"
     elif isinstance(ridge, str):
-        from ._ridge import select_ridge
+        from ..mkl._ridge import select_ridge
 
         sel = select_ridge(theta_tr, y_enc, uniform, method=ridge)
         ridge_value = float(sel.ridge)

@@ -1,0 +1,7 @@
+"""``python -m nftk_jax.cli``: the same as the ``nftk`` command."""
+
+import sys
+
+from ._main import main
+
+sys.exit(main())

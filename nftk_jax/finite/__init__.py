@@ -1,0 +1,1 @@
+"""finite layer (see docs/architecture.md)."""

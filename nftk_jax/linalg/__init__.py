@@ -1,0 +1,1 @@
+"""linalg layer (see docs/architecture.md)."""

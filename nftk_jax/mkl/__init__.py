@@ -1,0 +1,1 @@
+"""mkl layer (see docs/architecture.md)."""
