@@ -514,3 +514,67 @@ def test_load_tfds_missing_data_names_both_remedies(tfds, tmp_path, monkeypatch)
     monkeypatch.setenv("TFDS_DATA_DIR", str(other))
     with pytest.raises(FileNotFoundError, match=str(other)):
         data.load_tfds("fashion_mnist")
+
+
+# ------------------------------------------------------------------- Fashion-MNIST
+
+
+def test_load_fashion_mnist_from_data_dir(tmp_path):
+    x_tr, y_tr, _, y_te = write_idx_split(tmp_path / "anything")
+    ds = data.load_fashion_mnist(tmp_path / "anything", n_train=4)
+    assert ds.name == "fashion_mnist" and ds.classes == data.FASHION_MNIST_CLASSES
+    assert_close(ds.x_train, x_tr[:4].reshape(4, -1) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(ds.y_test, y_te)
+
+
+def test_load_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch):
+    from nftk_jax.data import _fashion
+
+    monkeypatch.setattr(_fashion, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "deb"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with pytest.raises(FileNotFoundError) as info:
+        data.load_fashion_mnist()
+    message = str(info.value)
+    for part in (
+        "apt-get install dataset-fashion-mnist",
+        data.FASHION_MNIST_URL,
+        "train-images-idx3-ubyte.gz",
+        "data_dir=",
+        "--data-dir",
+        "TFDS_DATA_DIR",
+        str(tmp_path / "deb"),
+        str(tmp_path / "tfds"),
+    ):
+        assert part in message
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no IDX files, no fashion_mnist/"):
+        data.load_fashion_mnist(empty)
+    with pytest.raises(ValueError, match="`data_dir` must be a path"):
+        data.load_fashion_mnist(3)
+
+
+def test_load_fashion_mnist_finds_debian_files(tmp_path, monkeypatch):
+    from nftk_jax.data import _fashion
+
+    x_tr, *_ = write_idx_split(tmp_path / "deb")
+    monkeypatch.setattr(_fashion, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "deb"))
+    ds = data.load_fashion_mnist(preprocess="none")
+    assert_close(ds.x_train, x_tr.reshape(6, -1).astype(np.float32))
+
+
+@pytest.mark.data
+def test_load_fashion_mnist_from_tfds_copy(tfds, tmp_path, monkeypatch):
+    from nftk_jax.data import _fashion
+
+    monkeypatch.setattr(_fashion, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "deb"))
+    (tmp_path / "fashion_mnist").mkdir()  # what a prepared copy holds
+    with tfds.testing.mock_data(num_examples=7):
+        ds = data.load_fashion_mnist(tmp_path, n_train=5)
+        monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+        found = data.load_fashion_mnist(n_train=5)
+        direct = data.load_tfds("fashion_mnist", data_dir=tmp_path, n_train=5)
+    assert ds.x_train.shape == (5, 784) and ds.classes[0] == "T-shirt/top"
+    assert_close(ds.x_train, direct.x_train)
+    assert_close(found.x_train, direct.x_train)

@@ -172,6 +172,11 @@ CASES = {
         SystemExit,
         "directory",
     ),
+    "cli-fashion-mnist-missing": (
+        _cli(["fit", "--dataset", "fashion_mnist", "--data-dir", "TMP"]),
+        SystemExit,
+        "apt-get install dataset-fashion-mnist",
+    ),
     "cli-out-not-writable": (_blocked_out, SystemExit, "--out"),
     "cli-kernels-too-big": (
         _cli(["fit", "--dataset", "digits", "--depth", "5000", "--out", "TMP"]),

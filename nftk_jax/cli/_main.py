@@ -83,7 +83,9 @@ def _add_data_args(p: argparse.ArgumentParser, *, default: str = "mnist5k") -> N
         choices=DATASETS,
         help="mnist5k: the embedded 5,000-image MNIST subset (no network needed); "
         "digits: scikit-learn's 8x8 digits; mnist, fashion_mnist, imdb_reviews: "
-        "tensorflow-datasets (needs --data-dir or TFDS_DATA_DIR); idx: MNIST-format "
+        "tensorflow-datasets (needs --data-dir or TFDS_DATA_DIR; fashion_mnist also "
+        "reads Debian's dataset-fashion-mnist or IDX files in --data-dir); idx: "
+        "MNIST-format "
         "IDX files in --data-dir (default: %(default)s)",
     )
     g.add_argument(
@@ -334,7 +336,9 @@ def _load_data(args) -> Any:
         if args.data_dir is None:
             raise CLIError("--dataset idx needs --data-dir pointing at IDX files")
         ds = data.load_idx_dataset(args.data_dir)
-    elif name in ("mnist", "fashion_mnist"):
+    elif name == "fashion_mnist":
+        ds = data.load_fashion_mnist(args.data_dir)
+    elif name == "mnist":
         ds = data.load_tfds(
             name,
             data_dir=None if args.data_dir is None else str(args.data_dir),

@@ -8,6 +8,8 @@ asked. TensorFlow is only imported inside `load_tfds`. See docs/data.md.
 from ._dataset import Dataset as Dataset
 from ._dataset import TextDataset as TextDataset
 from ._digits import load_digits as load_digits
+from ._fashion import FASHION_MNIST_URL as FASHION_MNIST_URL
+from ._fashion import load_fashion_mnist as load_fashion_mnist
 from ._idx import DEBIAN_FASHION_MNIST_DIR as DEBIAN_FASHION_MNIST_DIR
 from ._idx import FASHION_MNIST_CLASSES as FASHION_MNIST_CLASSES
 from ._idx import load_idx_dataset as load_idx_dataset
@@ -27,6 +29,7 @@ from ._tfds import load_tfds as load_tfds
 __all__ = [
     "DEBIAN_FASHION_MNIST_DIR",
     "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_URL",
     "MNIST5K_SIZE",
     "MNIST_CLASSES",
     "PREPROCESS_METHODS",
@@ -35,6 +38,7 @@ __all__ = [
     "TextDataset",
     "TokenEmbedding",
     "load_digits",
+    "load_fashion_mnist",
     "load_gpt2_embedding",
     "load_idx_dataset",
     "load_mnist5k",
