@@ -8,6 +8,9 @@ from .experiment._figures import interpretability_matrices as interpretability_m
 from .experiment._figures import plot_omega_heatmaps as plot_omega_heatmaps
 from .experiment._figures import plot_omega_trajectory as plot_omega_trajectory
 from .experiment._figures import row_normalise as row_normalise
+from .experiment._plan import ScalePlan as ScalePlan
+from .experiment._plan import plan_scalable as plan_scalable
+from .experiment._run_scalable import run_scalable_fit as run_scalable_fit
 from .finite._network import FiniteNetwork as FiniteNetwork
 from .finite._network import PaperModeResult as PaperModeResult
 from .finite._network import TrainResult as TrainResult
@@ -36,6 +39,12 @@ from .linalg._krr import combine_kernels as combine_kernels
 from .linalg._krr import encode_targets as encode_targets
 from .linalg._krr import krr_fit as krr_fit
 from .linalg._krr import krr_predict as krr_predict
+from .linalg._nystrom_krr import NormalEquations as NormalEquations
+from .linalg._nystrom_krr import (
+    accumulate_normal_equations as accumulate_normal_equations,
+)
+from .linalg._nystrom_krr import nystrom_predict as nystrom_predict
+from .linalg._nystrom_krr import solve_normal_equations as solve_normal_equations
 from .linalg._solvers import CholeskyPreconditioner as CholeskyPreconditioner
 from .linalg._solvers import NystromPreconditioner as NystromPreconditioner
 from .linalg._solvers import SolveResult as SolveResult

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._scalable import add_scalable_args, fit_scalable, scalable_summary
+
 __all__ = ["main", "build_parser"]
 
 DATASETS = ("mnist5k", "digits", "mnist", "fashion_mnist", "idx", "imdb_reviews")
@@ -234,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         "directory resumes from its checkpoint",
     )
     _add_out_args(fit)
+    add_scalable_args(fit)
 
     cmp_ = sub.add_parser(
         "compare",
@@ -432,10 +435,14 @@ def cmd_fit(args) -> int:
     from ..core._checkpoint import CheckpointError
 
     try:
-        metrics = _fit_one(args, spec, ds, run)
+        if args.scalable:
+            metrics = fit_scalable(args, spec, ds, run)
+        else:
+            metrics = _fit_one(args, spec, ds, run)
     except CheckpointError as e:
         raise CLIError(f"{e} With nftk fit: pass --overwrite or another --name.") from e
-    print(_summary(metrics, run, time.perf_counter() - t0))
+    summary = scalable_summary if args.scalable else _summary
+    print(summary(metrics, run, time.perf_counter() - t0))
     return 0
 
 

@@ -1,0 +1,432 @@
+r"""NFT-K on data too large for ``n x n`` kernels, in resumable stages.
+
+Stages, each written to the run directory when it finishes (atomically, tied to the
+data and settings by a digest), so a run killed at any point resumes without
+recomputing finished stages and ends with the same result:
+
+1. ``kernels``: layerwise NTKs of a stratified subset :math:`S` of ``m`` training
+   images (float32, ``stage_kernels.npz``);
+2. ``omega``: :math:`\Omega` learned exactly on :math:`S` (`fit_mkl_kernels`,
+   ``val_mse`` on a stratified split of :math:`S`, its own checkpoint), the
+   validation-selected single depth and the uniform mix (``stage_omega.npz``);
+3. ``normal``: the Nystrom normal equations of every kernel over all ``n``
+   training images, landmarks :math:`S`, accumulated chunk by chunk
+   (``stage_normal.npz``, rewritten every ``checkpoint_seconds``);
+4. ``solve``: the ``m x m`` solves (``stage_solve.npz``);
+5. ``predict``: test scores, chunk by chunk (``stage_predict.npz``).
+
+The kernels of a class share one pass over :math:`K_{nm}`: the distinct rows of
+:math:`\Omega`, the selected depth and the uniform mix are ``G <= d + 2`` kernels.
+See docs/scaling.md for the approximation and its measured cost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core._checkpoint import load_checkpoint, problem_digest, save_checkpoint
+from ..core._io import _jsonable, ensure_writable_dir, write_json, write_npy
+from ..model._spec import MLP
+from ._plan import ScalePlan
+
+__all__ = ["STAGES", "run_scalable_fit"]
+
+#: The stages of a scalable run, in order.
+STAGES = ("kernels", "omega", "normal", "solve", "predict")
+
+
+class _Stages:
+    """Loads and saves the stage files of one run directory."""
+
+    def __init__(self, out: Path, digest: str, config: dict, callback):
+        self.out, self.digest, self.config = out, digest, config
+        self.callback = callback or (lambda event: None)
+        self.resumed: dict[str, str] = {}
+
+    def path(self, name: str) -> Path:
+        return self.out / f"stage_{name}.npz"
+
+    def load(self, name: str) -> dict[str, np.ndarray] | None:
+        p = self.path(name)
+        if not p.exists():
+            return None
+        return load_checkpoint(p, digest=self.digest)
+
+    def save(self, name: str, state: dict[str, Any]) -> None:
+        save_checkpoint(self.path(name), state, config=self.config, digest=self.digest)
+
+    def event(self, name: str) -> None:
+        self.callback(name)
+
+
+def _spec_config(spec: MLP) -> dict:
+    return {
+        "depth": spec.depth,
+        "activation": spec.activation,
+        "activation_kwargs": dict(spec.activation_kwargs or {}),
+        "W_std": spec.W_std,
+        "b_std": spec.b_std,
+        "readout_W_std": spec.readout_W_std,
+        "parameterization": spec.parameterization,
+    }
+
+
+def _subset(y: np.ndarray, m: int, seed: int) -> np.ndarray:
+    from ..mkl._fit import _validation_split
+
+    if m >= len(y):
+        return np.arange(len(y))
+    return _validation_split(y, m / len(y), seed, stratify=True)[1]
+
+
+def _stage_kernels(st: _Stages, spec, x_sub, progress, log) -> np.ndarray:
+    from ..kernels._layerwise import layerwise_kernels
+
+    saved = st.load("kernels")
+    if saved is not None:
+        st.resumed["kernels"] = "resumed"
+        return saved["theta"]
+    log(f"stage kernels: {spec.depth} layers on the {len(x_sub)}-image subset")
+    theta = np.asarray(
+        layerwise_kernels(spec, x_sub, dtype=np.float32, progress=progress)
+    )
+    st.save("kernels", {"theta": theta})
+    st.resumed["kernels"] = "computed"
+    st.event("kernels")
+    return theta
+
+
+def _val_accuracy(theta_fit, theta_val, y_enc, y_val, omega, ridge) -> float:
+    from ..linalg._krr import krr_fit, krr_predict
+
+    sol = krr_fit(theta_fit, y_enc, omega, ridge=ridge)
+    pred = np.argmax(np.asarray(krr_predict(theta_val, sol.alpha, omega)), axis=1)
+    return float(np.mean(pred == y_val))
+
+
+def _stage_omega(st: _Stages, theta, y_sub, d, ridge, opts, progress, log) -> dict:
+    from ..linalg._krr import encode_targets
+    from ..mkl._fit import _validation_split, fit_mkl_kernels
+
+    saved = st.load("omega")
+    if saved is not None:
+        st.resumed["omega"] = "resumed"
+        return saved
+    L = theta.shape[0]
+    fit, val = _validation_split(y_sub, opts["validation_fraction"], opts["seed"], True)
+    th = theta.astype(np.float64)
+    th_fit, th_val = th[:, fit][:, :, fit], th[:, val][:, :, fit]
+    del th
+    log(f"stage omega: learning Omega exactly on {len(fit)} + {len(val)} images")
+    res = fit_mkl_kernels(
+        th_fit, y_sub[fit], theta_val=th_val, y_val=y_sub[val], ridge=ridge,
+        objective="val_mse", constraint=opts["constraint"], steps=opts["steps"],
+        tol=opts["tol"], n_classes=d, checkpoint=str(st.out / "omega_checkpoint.npz"),
+        progress=progress,
+    )  # fmt: skip
+    y_enc, _ = encode_targets(y_sub[fit], len(fit), n_classes=d)
+    single = []
+    for l in range(L):
+        om = np.zeros((d, L))
+        om[:, l] = 1.0
+        single.append(_val_accuracy(th_fit, th_val, y_enc, y_sub[val], om, ridge))
+    uniform = np.full((d, L), 1.0 / L)
+    state = {
+        "omega": np.asarray(res.omega),
+        "val_single": np.asarray(single),
+        "val_uniform": _val_accuracy(th_fit, th_val, y_enc, y_sub[val], uniform, ridge),
+        "val_learned": _val_accuracy(
+            th_fit, th_val, y_enc, y_sub[val], np.asarray(res.omega), ridge
+        ),
+        "n_steps": res.n_steps,
+        "converged": bool(res.converged),
+        "objective": np.asarray(res.history.objective),
+        "trajectory": np.asarray(res.history.omega),
+    }
+    st.save("omega", state)
+    st.resumed["omega"] = "computed"
+    st.event("omega")
+    return state
+
+
+def _kernel_rows(omega: np.ndarray, best_depth: int) -> tuple[np.ndarray, dict]:
+    """Distinct kernels: Omega's distinct rows, the selected depth, the uniform mix."""
+    d, L = omega.shape
+    rows, assign = [], {}
+    for name, mat in (
+        ("learned", omega),
+        ("single", np.eye(L)[np.full(d, best_depth)]),
+        ("uniform", np.full((d, L), 1.0 / L)),
+    ):
+        idx = []
+        for c in range(d):
+            match = [g for g, r in enumerate(rows) if np.array_equal(r, mat[c])]
+            if not match:
+                rows.append(mat[c].copy())
+                match = [len(rows) - 1]
+            idx.append(match[0])
+        assign[name] = np.asarray(idx)
+    return np.stack(rows), assign
+
+
+def _stage_normal(st, spec, x, y_enc, x_sub, weights, scale, opts, progress, log):
+    from ..linalg._nystrom_krr import NormalEquations, accumulate_normal_equations
+
+    saved = st.load("normal")
+    state = None
+    if saved is not None:
+        state = NormalEquations(saved["gram"], saved["rhs"], int(saved["rows_done"]))
+        if state.rows_done == len(x):
+            st.resumed["normal"] = "resumed"
+            return state
+        st.resumed["normal"] = f"continued from row {state.rows_done}"
+    log(
+        f"stage normal: K_nm^T K_nm of {len(weights)} kernels over {len(x)} images, "
+        f"{len(x_sub)} landmarks"
+    )
+    last = [time.perf_counter()]
+
+    def on_chunk(eq: NormalEquations) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= opts["checkpoint_seconds"] and eq.rows_done < len(x):
+            st.save("normal", eq._asdict())
+            last[0] = time.perf_counter()
+        st.event("normal_chunk")
+
+    eq = accumulate_normal_equations(
+        spec, x, y_enc, x_sub, weights, scale=scale, chunk_rows=opts["chunk_rows"],
+        state=state, on_chunk=on_chunk, progress=progress,
+    )  # fmt: skip
+    st.save("normal", eq._asdict())
+    st.resumed.setdefault("normal", "computed")
+    st.event("normal")
+    return eq
+
+
+def _stage_solve(st, eq, theta_sub, scale, weights, ridge, log) -> np.ndarray:
+    from ..linalg._nystrom_krr import solve_normal_equations
+
+    saved = st.load("solve")
+    if saved is not None:
+        st.resumed["solve"] = "resumed"
+        return saved["alpha"]
+    log(f"stage solve: {len(weights)} systems of size {theta_sub.shape[1]}")
+    k_mm = theta_sub / scale[:, None, None].astype(np.float32)
+    alpha, jitter = solve_normal_equations(eq, k_mm, weights, ridge=ridge)
+    st.save("solve", {"alpha": alpha, "jitter": jitter})
+    st.resumed["solve"] = "computed"
+    st.event("solve")
+    return alpha
+
+
+def _stage_predict(st, spec, x_te, x_sub, weights, alpha, scale, opts, progress, log):
+    from ..linalg._nystrom_krr import nystrom_predict
+
+    saved = st.load("predict")
+    start, out = 0, None
+    if saved is not None:
+        start, out = int(saved["rows_done"]), saved["scores"]
+        if start == len(x_te):
+            st.resumed["predict"] = "resumed"
+            return out
+        st.resumed["predict"] = f"continued from row {start}"
+    log(f"stage predict: {len(x_te)} test images")
+    holder = {}
+    last = [time.perf_counter()]
+
+    def on_chunk(done: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= opts["checkpoint_seconds"] and done < len(x_te):
+            st.save("predict", {"scores": holder["out"], "rows_done": done})
+            last[0] = time.perf_counter()
+        st.event("predict_chunk")
+
+    if out is None:
+        out = np.zeros((len(weights), len(x_te), alpha.shape[-1]))
+    holder["out"] = out
+    out = nystrom_predict(
+        spec, x_te, x_sub, weights, alpha, scale=scale, chunk_rows=opts["chunk_rows"],
+        start=start, out=out, on_chunk=on_chunk, progress=progress,
+    )  # fmt: skip
+    st.save("predict", {"scores": out, "rows_done": len(x_te)})
+    st.resumed.setdefault("predict", "computed")
+    st.event("predict")
+    return out
+
+
+def _accuracies(scores, assign, y_te) -> dict[str, float]:
+    d = scores.shape[-1]
+    acc = {}
+    for name, groups in assign.items():
+        s = scores[groups, :, np.arange(d)].T  # (n_test, d): class c from its kernel
+        acc[name] = float(np.mean(np.argmax(s, axis=1) == y_te))
+    return acc
+
+
+def run_scalable_fit(
+    spec: MLP,
+    dataset: Any,
+    out_dir: str | Path,
+    *,
+    landmarks: int | None = None,
+    memory_budget: int | None = None,
+    time_budget_s: float | None = 1500.0,
+    relative_ridge: float = 1e-3,
+    constraint: str = "simplex",
+    steps: int = 100,
+    tol: float = 1e-5,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    chunk_rows: int = 1024,
+    checkpoint_seconds: float = 120.0,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    callback: Callable[[str], Any] | None = None,
+    plan: ScalePlan | None = None,
+) -> dict:
+    r"""NFT-K on all of a large data set without ``n x n`` kernels, resumably.
+
+    :math:`\Omega` is learned exactly on a stratified subset :math:`S` of ``m``
+    training images; then the Theorem-1 predictor of every class is fitted on all
+    training images as Nystrom KRR with landmarks :math:`S` (the exact minimiser of
+    the Theorem-1 objective over functions spanned by the landmarks' kernel
+    sections), next to the validation-selected single depth and the uniform mix
+    fitted the same way. Layer kernels are trace-normalised on :math:`S` and the
+    ridge is ``relative_ridge`` (as in ``nftk fit``, whose kernels have unit mean
+    diagonal).
+
+    Args:
+        spec: the architecture.
+        dataset: a :class:`nftk_jax.data.Dataset`.
+        out_dir: run directory; an interrupted run in it resumes.
+        landmarks: ``m``; ``None``: the planner's choice (`plan_scalable`).
+        memory_budget: bytes the run may use (``None``: the free memory).
+        time_budget_s: wall-time target the planner sizes ``m`` for.
+        relative_ridge: ridge on the trace-normalised kernels.
+        constraint, steps, tol: the Omega learner's (see `fit_mkl_kernels`).
+        validation_fraction: share of :math:`S` held out to learn Omega and to
+            select the single depth.
+        seed: seed of the subset and of the split.
+        chunk_rows: rows of :math:`K_{nm}` computed at a time.
+        checkpoint_seconds: how often the chunked stages are saved.
+        overwrite: delete the stage files of an earlier run first.
+        progress: progress bars with ETA.
+        log: receives the plan line and one line per stage.
+        callback: called with an event name after every stage (``'kernels'``,
+            ``'omega'``, ``'normal'``, ``'solve'``, ``'predict'``) and chunk
+            (``'normal_chunk'``, ``'predict_chunk'``); an exception raised in it
+            stops the run as a kill would.
+        plan: a precomputed `ScalePlan` (skips planning).
+
+    Returns:
+        The metrics written to ``metrics.json``: test accuracies of the learned
+        Omega, the selected single depth and the uniform mix, the plan, the stage
+        timings and which stages were resumed.
+    """
+    from ..linalg._krr import encode_targets
+    from ._plan import measure_rates, plan_scalable
+
+    t_start = time.perf_counter()
+    out = ensure_writable_dir(out_dir, "out_dir")
+    if overwrite:
+        for p in [*out.glob("stage_*.npz"), out / "omega_checkpoint.npz"]:
+            p.unlink(missing_ok=True)
+    x_tr = np.asarray(dataset.x_train, np.float32)
+    x_te = np.asarray(dataset.x_test, np.float32)
+    y_tr = np.asarray(dataset.y_train)
+    y_te = np.asarray(dataset.y_test)
+    d, L = len(dataset.classes), spec.depth
+    if plan is None:
+        rates = measure_rates(spec, x_tr.shape[1])
+        plan = plan_scalable(
+            len(x_tr), len(x_te), x_tr.shape[1], L, d, out_dir=out,
+            landmarks=landmarks, memory_budget=memory_budget,
+            time_budget_s=time_budget_s, chunk_rows=chunk_rows,
+            kernel_rate=rates[0], flop_rate=rates[1],
+        )  # fmt: skip
+    log(plan.line())
+    m = plan.landmarks
+    opts = {
+        "constraint": constraint, "steps": steps, "tol": tol,
+        "validation_fraction": validation_fraction, "seed": seed,
+        "chunk_rows": plan.chunk_rows, "checkpoint_seconds": checkpoint_seconds,
+    }  # fmt: skip
+    data_hash = problem_digest(
+        {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}, {}
+    )
+    config = {
+        "spec": _spec_config(spec), "dataset": dataset.name, "landmarks": m,
+        "relative_ridge": relative_ridge, "data_sha256": data_hash,
+        **{k: v for k, v in opts.items() if k != "checkpoint_seconds"},
+    }  # fmt: skip
+    write_json(out / "config.json", config)
+    st = _Stages(out, problem_digest({}, config), config, callback)
+    timings: dict[str, float] = {}
+
+    def timed(name, fn, *args):
+        t0 = time.perf_counter()
+        value = fn(*args)
+        timings[f"{name}_s"] = time.perf_counter() - t0
+        return value
+
+    sub = _subset(y_tr, m, seed)
+    x_sub, y_sub = x_tr[sub], y_tr[sub]
+    theta = timed("kernels", _stage_kernels, st, spec, x_sub, progress, log)
+    scale = np.mean(np.diagonal(theta, axis1=1, axis2=2), axis=1).astype(np.float64)
+    theta_n = (theta / scale[:, None, None].astype(np.float32)).astype(np.float32)
+    om = timed(
+        "omega", _stage_omega, st, theta_n, y_sub, d, relative_ridge, opts, progress,
+        log,
+    )  # fmt: skip
+    omega = np.asarray(om["omega"])
+    best_depth = int(np.argmax(om["val_single"]))
+    weights, assign = _kernel_rows(omega, best_depth)
+    y_enc, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
+    eq = timed(
+        "normal", _stage_normal, st, spec, x_tr, y_enc, x_sub, weights, scale, opts,
+        progress, log,
+    )  # fmt: skip
+    alpha = timed(
+        "solve", _stage_solve, st, eq, theta_n, np.ones(L), weights, relative_ridge,
+        log,
+    )  # fmt: skip
+    del eq
+    scores = timed(
+        "predict", _stage_predict, st, spec, x_te, x_sub, weights, alpha, scale,
+        opts, progress, log,
+    )  # fmt: skip
+    acc = _accuracies(scores, assign, y_te)
+    write_npy(out / "omega.npy", omega)
+    write_npy(out / "omega_raw.npy", omega / scale[None, :])
+    timings["total_s"] = time.perf_counter() - t_start
+    metrics = {
+        "accuracy": {
+            "learned_omega": acc["learned"],
+            "selected_single_depth": acc["single"],
+            "selected_depth": best_depth + 1,
+            "uniform_omega": acc["uniform"],
+        },
+        "validation_accuracy": {
+            "learned_omega": float(om["val_learned"]),
+            "single_depth": np.asarray(om["val_single"]),
+            "uniform_omega": float(om["val_uniform"]),
+        },
+        "sparsity": float(np.mean(omega == 0)),
+        "n_kernels": len(weights),
+        "ridge": relative_ridge,
+        "kernel_scale": scale,
+        "omega_steps": int(om["n_steps"]),
+        "omega_converged": bool(om["converged"]),
+        "plan": plan._asdict(),
+        "stages": dict(st.resumed),
+        "timings_s": timings,
+    }
+    write_json(out / "metrics.json", metrics)
+    return json.loads(json.dumps(metrics, default=_jsonable))
