@@ -177,6 +177,24 @@ CASES = {
         SystemExit,
         "apt-get install dataset-fashion-mnist",
     ),
+    "cli-scalable-too-big": (
+        _cli(
+            [
+                "fit",
+                "--dataset",
+                "digits",
+                "--scalable",
+                "--landmarks",
+                "1000",
+                "--memory-gb",
+                "0.01",
+                "--out",
+                "TMP",
+            ]
+        ),
+        SystemExit,
+        "lower --landmarks",
+    ),
     "cli-out-not-writable": (_blocked_out, SystemExit, "--out"),
     "cli-kernels-too-big": (
         _cli(["fit", "--dataset", "digits", "--depth", "5000", "--out", "TMP"]),
