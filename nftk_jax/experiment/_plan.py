@@ -11,7 +11,8 @@ distinct rows of :math:`\Omega`, the selected single depth, the uniform mix):
   equations, :math:`8 G m^2`; one kernel chunk; the data;
 * disk: the subset kernels and the checkpoints, about :math:`4 L m^2 + 8 G m^2 \cdot 2`;
 * time: kernel entries :math:`L (m^2/2 + (n + n_t) m)` at the measured rate, plus
-  :math:`n m^2 G` multiply-adds for the normal equations.
+  :math:`n m^2 G` multiply-adds for the normal equations, plus the Omega learner
+  (about 40 class solves of size :math:`0.8 m` per step).
 """
 
 from __future__ import annotations
@@ -123,9 +124,12 @@ def _needs(n, n_test, p, L, d, m, chunk) -> tuple[int, int]:
     return int(peak * 1.15) + (300 << 20), int(disk)
 
 
-def _expected_s(n, n_test, L, d, m, kernel_rate, flop_rate) -> float:
+def _expected_s(n, n_test, L, d, m, steps, kernel_rate, flop_rate) -> float:
     entries = L * (m * m / 2 + (n + n_test) * m)
-    flops = n * m * m * (d + 2) + 40 * d * (0.8 * m) ** 3 / 3
+    # Omega learning: about 40 dense class solves' worth of flops per step
+    # (measured), for at most 15 steps (the learner usually stops earlier).
+    omega = min(steps, 15) * 40 * d * (0.8 * m) ** 3 / 3
+    flops = n * m * m * (d + 2) + omega
     return entries / kernel_rate + flops / flop_rate + 30.0
 
 
@@ -141,6 +145,7 @@ def plan_scalable(
     memory_budget: int | None = None,
     time_budget_s: float | None = 1500.0,
     chunk_rows: int = 1024,
+    steps: int = 100,
     kernel_rate: float = 5e7,
     flop_rate: float = 2e10,
 ) -> ScalePlan:
@@ -149,7 +154,9 @@ def plan_scalable(
     Without ``landmarks`` the largest multiple of 250 (at most ``n_train``) whose
     memory fits ``memory_budget`` (default: the free memory), whose disk use fits
     the free space under ``out_dir``, and whose expected time fits
-    ``time_budget_s`` (``None``: no time limit) is taken.
+    ``time_budget_s`` (``None``: no time limit) is taken. ``steps`` is the Omega
+    learner's step cap; ``kernel_rate`` (entries x layers per second) and
+    ``flop_rate`` (float64 flop/s) are best measured (`measure_rates`).
 
     Raises:
         ValueError: if even the smallest plan, or the given ``landmarks``, needs

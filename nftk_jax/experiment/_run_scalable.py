@@ -348,7 +348,7 @@ def run_scalable_fit(
         plan = plan_scalable(
             len(x_tr), len(x_te), x_tr.shape[1], L, d, out_dir=out,
             landmarks=landmarks, memory_budget=memory_budget,
-            time_budget_s=time_budget_s, chunk_rows=chunk_rows,
+            time_budget_s=time_budget_s, chunk_rows=chunk_rows, steps=steps,
             kernel_rate=rates[0], flop_rate=rates[1],
         )  # fmt: skip
     log(plan.line())
