@@ -181,7 +181,9 @@ def plan_scalable(
         mem, disk = _needs(
             n_train, n_test, n_features, depth, n_classes, m, min(chunk_rows, n_train)
         )
-        t = _expected_s(n_train, n_test, depth, n_classes, m, kernel_rate, flop_rate)
+        t = _expected_s(
+            n_train, n_test, depth, n_classes, m, steps, kernel_rate, flop_rate
+        )
         return ScalePlan(
             n_train, n_test, depth, n_classes, m, min(chunk_rows, n_train),
             mem, disk, budget, free_disk, t, kernel_rate, flop_rate,
