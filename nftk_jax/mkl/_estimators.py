@@ -111,9 +111,12 @@ class _NFTKBase(BaseEstimator):
             )
         return self.result_
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Raw Theorem-1 scores ``(m, d)``."""
-        return self._check_fitted().predict(X)
+    def decision_function(
+        self, X: Any, return_std: bool = False, *, get: str = "ntk"
+    ) -> Any:
+        """Raw Theorem-1 scores ``(m, d)``; with ``return_std``, also their posterior
+        standard deviations ``(m, d)`` (see :meth:`~nftk_jax.NFTKResult.predict`)."""
+        return self._check_fitted().predict(X, return_std, get=get)
 
 
 class NFTKClassifier(ClassifierMixin, _NFTKBase):
@@ -161,9 +164,13 @@ class NFTKClassifier(ClassifierMixin, _NFTKBase):
         self._fit_targets(X, codes.astype(np.int64), n_classes=len(self.classes_))
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted labels ``(m,)`` (elements of ``classes_``)."""
+    def predict(self, X: Any, return_std: bool = False) -> Any:
+        """Predicted labels ``(m,)`` (elements of ``classes_``); with ``return_std``,
+        also the posterior standard deviation ``(m, d)`` of every class score."""
         self._check_fitted()
+        if return_std:
+            mean, std = self.decision_function(X, True)
+            return self.classes_[np.argmax(mean, axis=1)], std
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
 
 
@@ -184,7 +191,13 @@ class NFTKRegressor(RegressorMixin, _NFTKBase):
         self._fit_targets(X, y[:, None] if self._single_output else y)
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predictions ``(m,)`` for 1-D training targets, else ``(m, d)``."""
-        out = self.decision_function(X)
-        return out[:, 0] if self._single_output else out
+    def predict(self, X: Any, return_std: bool = False, *, get: str = "ntk") -> Any:
+        """Predictions ``(m,)`` for 1-D training targets, else ``(m, d)``; with
+        ``return_std``, also their posterior standard deviations (same shape)."""
+        out = self.decision_function(X, return_std, get=get)
+        if not return_std:
+            return out[:, 0] if self._single_output else out
+        mean, std = out
+        if self._single_output:
+            return mean[:, 0], std[:, 0]
+        return mean, std

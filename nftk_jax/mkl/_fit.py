@@ -136,9 +136,22 @@ class NFTKResult(NamedTuple):
         self._need_classification()
         return np.argmax(self.predict_kernels(theta_cross), axis=1)
 
-    def predict(self, x: Any) -> np.ndarray:
-        """Raw scores ``(m, d)`` for inputs ``x``; needs a result from ``fit_mkl``."""
+    def predict(
+        self, x: Any, return_std: bool = False, *, get: str = "ntk"
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Raw scores ``(m, d)`` for inputs ``x``; needs a result from ``fit_mkl``.
+
+        With ``return_std=True``, also the Gaussian-process posterior standard
+        deviation ``(m, d)`` of every class (``get='ntk'`` or ``'nngp'`` heads; see
+        :func:`nftk_jax.mkl._uncertainty.predict_with_std`).
+        """
         from ..kernels._layerwise import layerwise_matvec
+
+        if return_std or get != "ntk":
+            from ._uncertainty import predict_with_std
+
+            mean, std = predict_with_std(self, x, get=get)
+            return (mean, std) if return_std else mean
 
         if self.spec is None or self.x_train is None:
             raise ValueError(
