@@ -61,12 +61,14 @@ from .mkl._fit import NFTKResult as NFTKResult
 from .mkl._fit import fit_mkl as fit_mkl
 from .mkl._fit import fit_mkl_kernels as fit_mkl_kernels
 from .mkl._objectives import OBJECTIVES as OBJECTIVES
+from .mkl._ridge import RidgeSelection as RidgeSelection
+from .mkl._ridge import select_ridge as select_ridge
+from .mkl._stability import OmegaStability as OmegaStability
+from .mkl._stability import omega_stability as omega_stability
 from .mkl._uncertainty import (
     gaussian_class_probabilities as gaussian_class_probabilities,
 )
 from .mkl._uncertainty import posterior_variance as posterior_variance
-from .mkl._ridge import RidgeSelection as RidgeSelection
-from .mkl._ridge import select_ridge as select_ridge
 from .model._compat import CompatError as CompatError
 from .model._spec import ACTIVATIONS as ACTIVATIONS
 from .model._spec import MLP as MLP
