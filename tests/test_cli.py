@@ -59,9 +59,22 @@ def test_fit_end_to_end(fit_run, capsys):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     acc = metrics["accuracy"]
-    assert set(acc) >= {"learned_omega", "uniform_omega", "best_single_depth"}
+    assert set(acc) >= {
+        "learned_omega",
+        "uniform_omega",
+        "validation_selected_single_depth",
+        "oracle_best_single_depth",
+    }
     assert len(acc["single_depth"]) == 3
-    assert acc["best_single_depth"] == max(acc["single_depth"])
+    assert acc["oracle_best_single_depth"] == max(acc["single_depth"])
+    val_depth = acc["validation_selected_depth"]
+    assert acc["validation_selected_single_depth"] == acc["single_depth"][val_depth - 1]
+    rows = metrics["baselines"]["rows"]
+    assert [r["name"].split(":")[0] for r in rows][-1] == "oracle"
+    for r in rows:
+        lo, hi = r["test_bootstrap_interval"]
+        assert lo <= r["test_accuracy"] <= hi
+
     assert all(0.5 < a <= 1.0 for a in acc["single_depth"])  # 10 classes: chance 0.1
     assert 0.0 <= metrics["sparsity"] <= 1.0
     omega = np.load(run / "omega.npy", allow_pickle=False)
@@ -70,6 +83,30 @@ def test_fit_end_to_end(fit_run, capsys):
     config = json.loads((run / "config.json").read_text())
     assert config["spec"]["depth"] == 3 and len(config["data_sha256"]) == 64
     _png_has_content(run / "fig2_omega.png")
+
+
+def test_fit_with_resamples_reports_stability(tmp_path, capsys):
+    argv = ["fit", "--dataset", "digits", "--n-train", "120", "--n-test", "60"]
+    argv += ["--depth", "3", "--steps", "4", "--resamples", "3", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path), "--name", "rs"]) == 0
+    run = tmp_path / "rs"
+    out = capsys.readouterr().out
+    assert "validation-selected single depth" in out and "McNemar" in out
+    assert "oracle" in out and "rank correlation" in out
+    omegas = np.load(run / "omega_resamples.npy", allow_pickle=False)
+    assert omegas.shape == (3, 10, 3)
+    np.testing.assert_array_equal(omegas[0], np.load(run / "omega.npy"))
+    m = json.loads((run / "metrics.json").read_text())
+    st = m["stability"]
+    np.testing.assert_allclose(st["mean"], omegas.mean(axis=0))
+    np.testing.assert_allclose(st["selection_frequency"], np.mean(omegas > 0, axis=0))
+    learned = m["baselines"]["rows"][0]
+    assert len(learned["per_split"]) == 3
+    assert learned["per_split"][0] == m["accuracy"]["learned_omega"]
+    lo, hi = learned["split_interval"]
+    assert lo <= learned["split_mean"] <= hi
+    assert len(m["baselines"]["rows"][1]["depth_per_split"]) == 3
+    _png_has_content(run / "fig2_omega_stability.png")
 
 
 def test_figures_from_saved_run(fit_run, capsys):

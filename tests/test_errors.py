@@ -196,6 +196,23 @@ CASES = {
         "lower --landmarks",
     ),
     "cli-out-not-writable": (_blocked_out, SystemExit, "--out"),
+    "stability-one-resample": (
+        lambda _: nk.omega_stability(TH, Y, ridge=1e-2, n_resamples=1),
+        ValueError,
+        "n_resamples must be >= 2",
+    ),
+    "return-std-without-inputs": (
+        lambda _: _fit().predict(X, return_std=True),
+        ValueError,
+        "return_std=True needs a result from fit_mkl",
+    ),
+    "variance-diagonal-shape": (
+        lambda _: nk.posterior_variance(
+            TH, TH[:, :4], TH[:, 0, :3], [[1, 0, 0]], ridge=1
+        ),
+        ValueError,
+        "theta_diag must have shape (L, m)",
+    ),
     "cli-kernels-too-big": (
         _cli(["fit", "--dataset", "digits", "--depth", "5000", "--out", "TMP"]),
         SystemExit,

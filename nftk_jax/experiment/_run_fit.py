@@ -8,6 +8,15 @@ computed once; every comparison reuses them:
 * the learned :math:`\Omega` (multiple kernel learning on a seeded validation split of
   the training set, then a refit of :math:`\alpha` on the whole training set).
 
+The single depth a user could choose is the one with the best accuracy on the same
+validation split; it, the uniform mix and the learned :math:`\Omega` are reported with
+bootstrap intervals and paired tests (:mod:`nftk_jax.experiment._baselines`). The
+depth that is best on the *test* set is kept only as a row labelled *oracle*. With
+``resamples=K > 1``, :math:`\Omega` is learned again on ``K - 1`` further seeded
+splits (same kernels), the stability of its entries is summarised
+(:mod:`nftk_jax.mkl._stability`) and drawn next to Fig. 2, and every row gets the
+mean test accuracy over the ``K`` splits with a Student-t interval.
+
 Layer kernels are trace-normalised by default (``normalize='trace'``): each
 :math:`\Theta_l` is divided by the mean of its training diagonal, so that every layer
 enters at the same scale and :math:`\Omega` measures importance rather than kernel
@@ -16,7 +25,8 @@ weights on the raw kernels are ``omega / scale`` and are saved as well.
 
 Everything a run writes goes to one directory, atomically: ``config.json``,
 ``metrics.json``, ``omega.npy``, ``omega_raw.npy``, ``omega_trajectory.npy``,
-``checkpoint.npz`` (resumable Omega learning) and the figures.
+``checkpoint.npz`` (resumable Omega learning), ``omega_resamples.npy`` (``K > 1``)
+and the figures.
 """
 
 from __future__ import annotations
@@ -65,17 +75,6 @@ def _check_memory(n: int, n_test: int, L: int, d: int, dtype: Any) -> None:
         )
 
 
-def _accuracy(scores: Any, labels: np.ndarray) -> float:
-    return float(np.mean(np.argmax(np.asarray(scores), axis=1) == labels))
-
-
-def _evaluate(theta_tr, theta_te, y_tr_enc, y_te, omega, ridge) -> float:
-    from ..linalg._krr import krr_fit, krr_predict
-
-    sol = krr_fit(theta_tr, y_tr_enc, omega, ridge=ridge)
-    return _accuracy(krr_predict(theta_te, sol.alpha, omega), y_te)
-
-
 def run_fit(
     spec: MLP,
     dataset: Any,
@@ -90,6 +89,8 @@ def run_fit(
     normalize: str = "trace",
     validation_fraction: float = 0.2,
     seed: int = 0,
+    resamples: int = 1,
+    bootstrap: bool = False,
     dtype: Any = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -108,7 +109,11 @@ def run_fit(
         normalize: ``'trace'`` (default) or ``'none'``: see the module docstring.
         validation_fraction: share of the training set held out, stratified and
             seeded, to learn Omega when ``objective='val_mse'``.
-        seed: seed of the validation split.
+        seed: seed of the validation split (run ``k`` of ``resamples`` uses
+            ``seed + k``).
+        resamples: number ``K`` of validation splits Omega is learned on (1: one).
+        bootstrap: with ``resamples > 1``, also resample each fitting part with
+            replacement.
         dtype: kernel and solve dtype; ``None``: float64 when x64 is enabled.
         overwrite: discard an existing checkpoint in ``out_dir`` instead of resuming.
         progress: progress bars.
@@ -119,8 +124,16 @@ def run_fit(
     """
     from ..kernels._layerwise import layerwise_kernels
     from ..linalg._krr import encode_targets
-    from ..mkl._fit import _validation_split, fit_mkl_kernels
+    from ..mkl._fit import fit_mkl_kernels
+    from ..mkl._stability import resample_splits
 
+    if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)):
+        raise ValueError(f"resamples must be an integer >= 1, got {resamples!r}.")
+    if resamples < 1 or (resamples > 1 and objective != "val_mse"):
+        raise ValueError(
+            f"resamples={resamples}: must be >= 1, and > 1 only with "
+            "objective='val_mse' (it resamples the validation split)."
+        )
     if normalize not in NORMALIZATIONS:
         raise ValueError(
             f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}."
@@ -158,6 +171,8 @@ def run_fit(
         "normalize": normalize,
         "validation_fraction": validation_fraction,
         "seed": seed,
+        "resamples": int(resamples),
+        "bootstrap": bool(bootstrap),
         "data_sha256": problem_digest(
             {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}, {}
         ),
@@ -202,19 +217,17 @@ def run_fit(
     log(f"ridge = {ridge_value:.4g} ({ridge_info['rule']})")
 
     t0 = time.perf_counter()
-    single = []
-    for l in range(L):
-        om = np.zeros((d, L))
-        om[:, l] = 1.0
-        single.append(_evaluate(theta_tr, theta_te, y_enc, y_te, om, ridge_value))
-    acc_uniform = _evaluate(theta_tr, theta_te, y_enc, y_te, uniform, ridge_value)
-    timings["baselines_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
+    # Run 0 is the split fit_mkl makes with `seed`; it also selects the single depth
+    # when the objective needs no validation part.
+    splits = resample_splits(
+        y_tr,
+        max(int(resamples), 2),
+        validation_fraction=validation_fraction,
+        seed=seed,
+        bootstrap=bootstrap and resamples > 1,
+    )[: int(resamples)]
     if objective == "val_mse":
-        fit_idx, val_idx = _validation_split(
-            y_tr, validation_fraction, seed, stratify=True
-        )
+        fit_idx, val_idx = splits[0]
         theta_fit = theta_tr[:, fit_idx][:, :, fit_idx]
         theta_val = theta_tr[:, val_idx][:, :, fit_idx]
         y_fit, y_val = y_tr[fit_idx], y_tr[val_idx]
@@ -237,24 +250,46 @@ def run_fit(
         progress=progress,
     )
     del theta_fit, theta_val
-    timings["omega_learning_s"] = time.perf_counter() - t0
     omega = np.asarray(result.omega)
-    acc_learned = _evaluate(theta_tr, theta_te, y_enc, y_te, omega, ridge_value)
+    omegas = [omega]
+    if resamples > 1:
+        from ..mkl._stability import fit_split, summarise_omegas
+
+        log(f"learning Omega on {resamples - 1} more validation splits")
+        for fit_idx, val_idx in splits[1:]:
+            omegas.append(fit_split(
+                theta_tr, y_tr, fit_idx, val_idx, ridge=ridge_value,
+                constraint=constraint, steps=steps, tol=tol, solver=solver,
+                n_classes=d,
+            ))  # fmt: skip
+    timings["omega_learning_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    from ._baselines import honest_baselines
+
+    baselines = honest_baselines(
+        theta_tr, theta_te, y_tr, y_te, ridge=ridge_value, omegas=np.stack(omegas),
+        splits=splits, seed=seed,
+    )  # fmt: skip
+    timings["baselines_s"] = time.perf_counter() - t0
+    rows = baselines["rows"]
+    single = [float(v) for v in baselines.pop("single_depth_test_accuracy")]
     hist = result.history
     sparsity = float(np.mean(omega == 0))
 
     write_npy(out / "omega.npy", omega)
     write_npy(out / "omega_raw.npy", omega / scale[None, :])
     write_npy(out / "omega_trajectory.npy", np.asarray(hist.omega))
-    best = int(np.argmax(single))
     metrics = {
         "accuracy": {
-            "learned_omega": acc_learned,
-            "uniform_omega": acc_uniform,
-            "best_single_depth": single[best],
-            "best_depth": best + 1,
+            "learned_omega": rows[0]["test_accuracy"],
+            "validation_selected_single_depth": rows[1]["test_accuracy"],
+            "validation_selected_depth": rows[1]["depth"],
+            "uniform_omega": rows[2]["test_accuracy"],
+            "oracle_best_single_depth": rows[3]["test_accuracy"],
+            "oracle_best_depth": rows[3]["depth"],
             "single_depth": single,
         },
+        "baselines": baselines,
         "sparsity": sparsity,
         "ridge": ridge_info,
         "kernel_scale": scale,
@@ -267,6 +302,20 @@ def run_fit(
         },
         "timings_s": timings,
     }
+    stability = None
+    if resamples > 1:
+        stability = summarise_omegas(np.stack(omegas), splits=splits,
+                                     bootstrap=bootstrap)  # fmt: skip
+        write_npy(out / "omega_resamples.npy", stability.omegas)
+        metrics["stability"] = {
+            "mean": stability.mean,
+            "lower": stability.lower,
+            "upper": stability.upper,
+            "confidence": stability.confidence,
+            "selection_frequency": stability.selection_frequency,
+            "rank_correlation": stability.rank_correlation,
+            "mean_rank_correlation": stability.mean_rank_correlation,
+        }
     write_json(out / "metrics.json", metrics)
 
     from ._figures import plot_omega_heatmaps, plot_omega_trajectory
@@ -277,6 +326,15 @@ def run_fit(
         class_names=list(dataset.classes),
         title=config["title"],
     )
+    if stability is not None:
+        from ._stability_figures import plot_omega_stability
+
+        plot_omega_stability(
+            stability,
+            out / "fig2_omega_stability.png",
+            class_names=list(dataset.classes),
+            title=config["title"],
+        )
     if len(hist.objective) > 0:
         plot_omega_trajectory(
             np.asarray(hist.omega),

@@ -28,6 +28,7 @@ from ._fit import _validation_split, fit_mkl_kernels
 
 __all__ = [
     "OmegaStability",
+    "fit_split",
     "omega_stability",
     "rank_correlation",
     "resample_splits",
@@ -211,22 +212,35 @@ def omega_stability(
     bar = _bar(len(splits), progress)
     omegas = []
     for fit, val in splits:
-        res = fit_mkl_kernels(
-            th[:, fit][:, :, fit],
-            y_arr[fit],
-            theta_val=th[:, val][:, :, fit],
-            y_val=y_arr[val],
-            ridge=ridge,
-            objective="val_mse",
-            **options,
-        )
-        omegas.append(np.asarray(res.omega, dtype=np.float64))
+        omegas.append(fit_split(th, y_arr, fit, val, ridge=ridge, **options))
         if bar is not None:
             bar.update()
     if bar is not None:
         bar.close()
     return summarise_omegas(np.stack(omegas), confidence=q, splits=splits,
                             bootstrap=bootstrap, threshold=threshold)  # fmt: skip
+
+
+def fit_split(
+    theta: np.ndarray,
+    y: np.ndarray,
+    fit: np.ndarray,
+    val: np.ndarray,
+    *,
+    ridge: float,
+    **options: Any,
+) -> np.ndarray:
+    """Omega ``(d, L)`` learned on rows ``fit`` of ``theta``, validated on ``val``."""
+    res = fit_mkl_kernels(
+        theta[:, fit][:, :, fit],
+        y[fit],
+        theta_val=theta[:, val][:, :, fit],
+        y_val=y[val],
+        ridge=ridge,
+        objective="val_mse",
+        **options,
+    )
+    return np.asarray(res.omega, dtype=np.float64)
 
 
 def summarise_omegas(

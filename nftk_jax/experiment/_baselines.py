@@ -1,0 +1,221 @@
+r"""Honest baselines for a learned :math:`\Omega`, with intervals and paired tests.
+
+A user who learns :math:`\Omega` on a validation split would otherwise pick one depth
+on that same split; the fair comparison is therefore
+
+* the **validation-selected single depth**: the depth whose stand-alone NTK has the
+  best validation accuracy (ties: the lower validation MSE, then the shallower
+  depth), refit on the whole training set;
+* the **uniform mix** :math:`\Omega_{cl} = 1/L`;
+* the **learned** :math:`\Omega`, refit on the whole training set;
+
+each with its test accuracy, a percentile bootstrap interval over test points, and,
+when :math:`\Omega` was learned on ``K > 1`` resampled splits, the mean over splits
+with a Student-t interval. The learned :math:`\Omega` is compared with each
+baseline by McNemar's exact test and a paired bootstrap interval of the accuracy
+difference on the same test points. The depth with the best *test* accuracy is
+reported only as a row labelled *oracle*: no user can select it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "honest_baselines",
+    "mcnemar_test",
+    "paired_bootstrap",
+    "t_interval",
+]
+
+
+def t_interval(values: Any, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, lower, upper)``: Student-t interval of the mean of ``values``.
+
+    A single value has the degenerate interval ``(v, v, v)``.
+
+    Example:
+        >>> [round(v, 3) for v in t_interval([0.9, 0.92, 0.94])]
+        [0.92, 0.87, 0.97]
+    """
+    from scipy.stats import t
+
+    v = np.asarray(values, dtype=np.float64)
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, m, m
+    half = float(
+        t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    )
+    return m, m - half, m + half
+
+
+def mcnemar_test(correct_a: Any, correct_b: Any) -> dict:
+    """McNemar's exact test of two classifiers on the same test points.
+
+    Returns ``a_only`` (a right, b wrong), ``b_only`` and the two-sided exact
+    binomial ``p_value`` of the discordant pairs (1 when there are none).
+
+    Example:
+        >>> mcnemar_test([1, 1, 1, 0], [0, 0, 1, 0])["a_only"]
+        2
+    """
+    from scipy.stats import binomtest
+
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n = a_only + b_only
+    p = 1.0 if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
+    return {"a_only": a_only, "b_only": b_only, "p_value": p}
+
+
+def paired_bootstrap(
+    correct_a: Any,
+    correct_b: Any | None = None,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``(estimate, lower, upper)`` of accuracy(a) - accuracy(b) (or accuracy(a)).
+
+    Percentile bootstrap over test points, resampled jointly for both classifiers.
+
+    Example:
+        >>> est, lo, hi = paired_bootstrap([1, 1, 0, 1] * 25)
+        >>> est, lo <= est <= hi
+        (0.75, True)
+    """
+    a = np.asarray(correct_a, dtype=np.float64)
+    diff = a if correct_b is None else a - np.asarray(correct_b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_boot)
+    for i0 in range(0, n_boot, 256):
+        k = min(256, n_boot - i0)
+        idx = rng.integers(0, len(diff), size=(k, len(diff)))
+        stats[i0 : i0 + k] = diff[idx].mean(axis=1)
+    lo, hi = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(diff.mean()), float(lo), float(hi)
+
+
+def _krr_scores(theta_tr, theta_te, Y, omega, ridge) -> np.ndarray:
+    from ..linalg._krr import krr_fit, krr_predict
+
+    sol = krr_fit(theta_tr, Y, omega, ridge=ridge)
+    return np.asarray(krr_predict(theta_te, sol.alpha, omega), dtype=np.float64)
+
+
+def select_depth_on_validation(
+    theta: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, *, ridge: float
+) -> tuple[int, np.ndarray]:
+    """``(depth index, validation accuracies (L,))`` of the stand-alone layer NTKs."""
+    from ..linalg._krr import encode_targets
+
+    L = theta.shape[0]
+    d = int(y.max()) + 1
+    Y, _ = encode_targets(y, len(y), n_classes=d)
+    acc, mse = np.empty(L), np.empty(L)
+    for l in range(L):
+        s = _krr_scores(
+            theta[l : l + 1, fit][:, :, fit],
+            theta[l : l + 1, val][:, :, fit],
+            Y[fit],
+            np.ones((d, 1)),
+            ridge,
+        )
+        acc[l] = np.mean(np.argmax(s, axis=1) == y[val])
+        mse[l] = np.mean((s - Y[val]) ** 2)
+    best = min(range(L), key=lambda l: (-acc[l], mse[l], l))
+    return best, acc
+
+
+def _row(name: str, correct: np.ndarray, per_split: list, confidence, seed) -> dict:
+    acc, lo, hi = paired_bootstrap(correct, confidence=confidence, seed=seed)
+    row = {"name": name, "test_accuracy": acc, "test_bootstrap_interval": [lo, hi]}
+    if len(per_split) > 1:
+        m, slo, shi = t_interval(per_split, confidence)
+        row.update(per_split=list(per_split), split_mean=m, split_interval=[slo, shi])
+    return row
+
+
+def honest_baselines(
+    theta_tr: np.ndarray,
+    theta_te: np.ndarray,
+    y_tr: np.ndarray,
+    y_te: np.ndarray,
+    *,
+    ridge: float,
+    omegas: Any,
+    splits: tuple,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    r"""Learned Omega against the validation-selected depth and the uniform mix.
+
+    Args:
+        theta_tr: ``(L, n, n)`` training kernels; theta_te: ``(L, m, n)`` test ones.
+        y_tr, y_te: integer labels.
+        ridge: :math:`\rho`.
+        omegas: ``(K, d, L)`` Omegas learned on ``splits`` (run 0 is the main one).
+        splits: ``K`` (fit, validation) index pairs into the training set.
+        confidence: level of every interval.
+        seed: seed of the bootstraps.
+
+    Returns:
+        ``{"rows": [learned, validation-selected depth, uniform, oracle],
+        "paired_tests": {...}, "confidence": ...}``, JSON-ready.
+    """
+    from ..linalg._krr import encode_targets
+
+    om = np.asarray(omegas, dtype=np.float64)
+    K, d, L = om.shape
+    Y, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
+
+    def correct(omega):
+        return np.argmax(_krr_scores(theta_tr, theta_te, Y, omega, ridge), 1) == y_te
+
+    single = [correct(np.eye(L)[[l] * d]) for l in range(L)]
+    learned = [correct(om[k]) for k in range(K)]
+    depths, val_acc = [], []
+    for fit, val in splits:
+        l, acc = select_depth_on_validation(theta_tr, y_tr, fit, val, ridge=ridge)
+        depths.append(l)
+        val_acc.append(acc.tolist())
+    uniform = correct(np.full((d, L), 1.0 / L))
+    oracle = int(np.argmax([c.mean() for c in single]))
+    kw = {"confidence": confidence, "seed": seed}
+    rows = [
+        _row("learned Omega", learned[0], [c.mean() for c in learned], **kw),
+        _row(
+            "validation-selected single depth",
+            single[depths[0]],
+            [single[l].mean() for l in depths],
+            **kw,
+        ),
+        _row("uniform mix", uniform, [], **kw),
+        _row("oracle: best single depth on the test set", single[oracle], [], **kw),
+    ]
+    rows[1].update(depth=depths[0] + 1, depth_per_split=[l + 1 for l in depths])
+    rows[3]["depth"] = oracle + 1
+    tests = {}
+    for key, other in (
+        ("vs_validation_depth", single[depths[0]]),
+        ("vs_uniform", uniform),
+    ):
+        diff, lo, hi = paired_bootstrap(learned[0], other, **kw)
+        tests[key] = {
+            **mcnemar_test(learned[0], other),
+            "accuracy_difference": diff,
+            "bootstrap_interval": [lo, hi],
+        }
+    return {
+        "rows": rows,
+        "paired_tests": tests,
+        "validation_accuracy_per_depth": val_acc,
+        "confidence": confidence,
+        "n_splits": K,
+        "single_depth_test_accuracy": [float(c.mean()) for c in single],
+    }
