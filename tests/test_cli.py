@@ -309,3 +309,23 @@ def test_reproduce_imdb_needs_gpt2_dir(tmp_path, capsys):
     argv = ["reproduce", "--dataset", "imdb", "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "--gpt2-dir" in capsys.readouterr().err
+
+
+def test_interpret_end_to_end(fit_run, tmp_path, capsys):
+    _, run = fit_run
+    argv = ["interpret", "--dataset", "digits", "--depth", "3", "--width", "32"]
+    argv += ["--train-steps", "30", "--n-train", "60", "--n-test", "30"]
+    argv += ["--omega", str(run), "--no-progress", "--out", str(tmp_path)]
+    assert main([*argv, "--name", "itp"]) == 0
+    res = json.loads((tmp_path / "itp" / "interpret.json").read_text())
+    kernel = np.load(run / "omega_raw.npy", allow_pickle=False)
+    np.testing.assert_allclose(res["omega_kernel"], kernel)
+    finite = np.asarray(res["omega_finite"])
+    assert finite.shape == (10, 3) and np.all(finite >= 0)
+    from scipy.stats import spearmanr
+
+    ref = [spearmanr(a, b)[0] for a, b in zip(kernel, finite, strict=True)]
+    np.testing.assert_allclose(res["rank_correlation"], ref, rtol=1e-10)
+    assert 0.0 <= res["finite_test_accuracy"] <= 1.0
+    _png_has_content(tmp_path / "itp" / "omega_agreement.png")
+    assert "mean rank correlation" in capsys.readouterr().out

@@ -100,3 +100,17 @@ def test_bad_arguments(kwargs, match):
         omega_stability(theta, y, ridge=0.1, **kwargs)
     with pytest.raises(ValueError, match="integer labels"):
         omega_stability(theta, y.astype(float), ridge=0.1)
+
+
+def test_omega_agreement_against_scipy():
+    from nftk_jax.experiment._agreement import omega_agreement
+
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(size=(2, 4, 5))
+    res = omega_agreement(a, b)
+    ref = [spearmanr(u, v)[0] for u, v in zip(a, b, strict=True)]
+    assert_close(res["rank_correlation"], ref, rtol=1e-12)
+    top = np.mean(np.argmax(a, 1) == np.argmax(b, 1))
+    assert res["top_layer_agreement"] == top
+    with pytest.raises(ValueError, match="both be"):
+        omega_agreement(a, b[:, :3])
