@@ -165,6 +165,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--calibration", action="store_true")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--figures", default=None, help="write Fig. 2 and stability here")
     args = p.parse_args(argv)
     ds = _load(args.dataset, args.n_train, args.n_test)
     spec = MLP(depth=args.depth)
@@ -203,6 +204,7 @@ def main(argv=None) -> dict:
             "rank_correlation": st.rank_correlation.tolist(),
             "mean_rank_correlation": st.mean_rank_correlation,
             "sparsity_per_run": [float(np.mean(o == 0)) for o in st.omegas],
+            "omegas": st.omegas.tolist(),
         },
         "seconds": {"kernels": t_kern, "omega_learning": t_learn, "baselines": t_base},
     }  # fmt: skip
@@ -243,6 +245,20 @@ def main(argv=None) -> dict:
         f"time: kernels {t_kern:.0f} s, Omega on {args.resamples} splits "
         f"{t_learn:.0f} s, baselines {t_base:.0f} s"
     )
+    if args.figures:
+        from pathlib import Path
+
+        from nftk_jax import plot_omega_heatmaps
+        from nftk_jax.experiment._stability_figures import plot_omega_stability
+
+        fig_dir = Path(args.figures)
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        names = list(ds.classes)
+        title = f"{ds.name}, ReLU, L = {args.depth}"
+        plot_omega_heatmaps(st.omegas[0], fig_dir / f"{args.dataset}_fig2_omega.png",
+                            class_names=names, title=title)  # fmt: skip
+        plot_omega_stability(st, fig_dir / f"{args.dataset}_omega_stability.png",
+                             class_names=names, title=title)  # fmt: skip
     if args.calibration:
         cal = calibration(
             spec, ds, th_tr, th_te, scale, st.omegas[0], st.splits[0], ridge

@@ -217,15 +217,18 @@ def run_fit(
     log(f"ridge = {ridge_value:.4g} ({ridge_info['rule']})")
 
     t0 = time.perf_counter()
+
     # Run 0 is the split fit_mkl makes with `seed`; it also selects the single depth
     # when the objective needs no validation part.
-    splits = resample_splits(
-        y_tr,
-        max(int(resamples), 2),
-        validation_fraction=validation_fraction,
-        seed=seed,
-        bootstrap=bootstrap and resamples > 1,
-    )[: int(resamples)]
+    def _splits(boot: bool) -> tuple:
+        return resample_splits(
+            y_tr, max(int(resamples), 2), validation_fraction=validation_fraction,
+            seed=seed, bootstrap=boot,
+        )[: int(resamples)]  # fmt: skip
+
+    splits = _splits(False)
+    if bootstrap and resamples > 1:  # run 0 stays the run's own split
+        splits = splits[:1] + _splits(True)[1:]
     if objective == "val_mse":
         fit_idx, val_idx = splits[0]
         theta_fit = theta_tr[:, fit_idx][:, :, fit_idx]
