@@ -164,6 +164,7 @@ def main(argv=None) -> dict:
     p.add_argument("--resamples", type=int, default=5)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--calibration", action="store_true")
+    p.add_argument("--memory-budget", type=int, default=2**28, help="bytes per tile")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--figures", default=None, help="write Fig. 2 and stability here")
     args = p.parse_args(argv)
@@ -175,11 +176,14 @@ def main(argv=None) -> dict:
           f"K = {args.resamples}; {platform.processor() or platform.machine()}, "
           f"jax {jax.__version__}")  # fmt: skip
     t0 = time.perf_counter()
-    th_tr = np.array(layerwise_kernels(spec, x_tr))
+    mb = args.memory_budget
+    th_tr = np.array(layerwise_kernels(spec, x_tr, memory_budget=mb))
     # Test kernels in row blocks, so that only one block is ever held twice.
     th_te = np.empty((args.depth, len(x_te), len(x_tr)))
     for i0 in range(0, len(x_te), 1000):
-        th_te[:, i0 : i0 + 1000] = layerwise_kernels(spec, x_te[i0 : i0 + 1000], x_tr)
+        th_te[:, i0 : i0 + 1000] = layerwise_kernels(
+            spec, x_te[i0 : i0 + 1000], x_tr, memory_budget=mb
+        )
     t_kern = time.perf_counter() - t0
     scale = np.mean(np.diagonal(th_tr, axis1=1, axis2=2), axis=1)
     th_tr /= scale[:, None, None]
