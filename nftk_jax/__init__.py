@@ -70,6 +70,10 @@ from .mkl._uncertainty import (
 )
 from .mkl._uncertainty import posterior_variance as posterior_variance
 from .model._compat import CompatError as CompatError
+from .model._rnn import RNN as RNN
+from .model._rnn import RNN_ACTIVATIONS as RNN_ACTIVATIONS
+from .model._sequences import pack_sequences as pack_sequences
+from .model._sequences import unpack_sequences as unpack_sequences
 from .model._spec import ACTIVATIONS as ACTIVATIONS
 from .model._spec import MLP as MLP
 from .model._spec import Network as Network

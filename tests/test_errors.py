@@ -23,6 +23,7 @@ X = RNG.normal(size=(12, 5))
 Y = np.arange(12) % 3
 TH = np.stack([X @ X.T, (X @ X.T) ** 2 / 10, np.eye(12)])  # (3, 12, 12), PSD
 SPEC = nk.MLP(depth=2)
+RNN2 = nk.RNN(depth=2)
 
 
 def _fit(**kw):
@@ -73,6 +74,31 @@ CASES = {
         "x1",
     ),
     "x-empty": (lambda t: nk.layerwise_kernels(SPEC, X[:0]), ValueError, "x1"),
+    "seq-empty-list": (
+        lambda t: nk.layerwise_kernels(RNN2, []),
+        ValueError,
+        "x1 is empty",
+    ),
+    "seq-empty-sequence": (
+        lambda t: nk.layerwise_kernels(RNN2, [np.ones((2, 3)), np.ones((0, 3))]),
+        ValueError,
+        "x1[1] is an empty sequence",
+    ),
+    "seq-feature-mismatch": (
+        lambda t: nk.layerwise_kernels(RNN2, [np.ones((2, 3))], [np.ones((2, 4))]),
+        ValueError,
+        "x2 has 4 features per step",
+    ),
+    "seq-nan": (
+        lambda t: nk.layerwise_kernels(RNN2, [np.array([[np.nan, 1.0]])]),
+        ValueError,
+        "x1[0] contains 1 NaN",
+    ),
+    "seq-lengths-past-padding": (
+        lambda t: nk.layerwise_kernels(RNN2, (np.ones((2, 3, 3)), np.array([1, 4]))),
+        ValueError,
+        "lengths of x1 must be integers in [1, 3]",
+    ),
     "depth-zero": (lambda t: nk.MLP(depth=0), ValueError, "depth"),
     "width-zero": (lambda t: nk.MLP(depth=2, width=0), ValueError, "width"),
     "unknown-activation": (

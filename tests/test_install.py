@@ -46,7 +46,7 @@ def test_core_file_is_pyproject_without_neural_tangents():
     assert all(name not in {"tensorflow", "tf2jax", "keras"} for name, _ in reqs)
 
 
-@pytest.mark.parametrize("extra", ["test", "text", "data"])
+@pytest.mark.parametrize("extra", ["test", "text", "data", "timeseries"])
 def test_extra_files_are_pyprojects_extras(extra):
     reqs, includes = _read(extra)
     assert reqs == _pyproject(extra)

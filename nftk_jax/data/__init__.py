@@ -25,6 +25,10 @@ from ._text import load_gpt2_embedding as load_gpt2_embedding
 from ._text import text_features as text_features
 from ._tfds import TFDS_DATASETS as TFDS_DATASETS
 from ._tfds import load_tfds as load_tfds
+from ._ucr import UCR_DATASETS as UCR_DATASETS
+from ._ucr import SequenceDataset as SequenceDataset
+from ._ucr import load_ucr as load_ucr
+from ._ucr import resample_sequences as resample_sequences
 
 __all__ = [
     "DEBIAN_FASHION_MNIST_DIR",
@@ -34,7 +38,9 @@ __all__ = [
     "MNIST_CLASSES",
     "PREPROCESS_METHODS",
     "TFDS_DATASETS",
+    "UCR_DATASETS",
     "Dataset",
+    "SequenceDataset",
     "TextDataset",
     "TokenEmbedding",
     "load_digits",
@@ -43,8 +49,10 @@ __all__ = [
     "load_idx_dataset",
     "load_mnist5k",
     "load_tfds",
+    "load_ucr",
     "mnist5k_path",
     "preprocess",
     "read_idx",
+    "resample_sequences",
     "text_features",
 ]

@@ -32,14 +32,16 @@ import optax
 from jax import lax
 
 from ..core._validation import (
-    check_inputs,
     check_positive_float,
     check_positive_int,
     resolve_dtype,
 )
 from ..linalg._krr import check_omega
 from ..model._compat import nt
+from ..model._inputs import check_spec_inputs, input_features
+from ..model._rnn import RNN
 from ..model._spec import MLP
+from ._rnn_network import rnn_heads, rnn_init
 
 __all__ = [
     "INITS",
@@ -69,10 +71,17 @@ _STRUCTURED_DERIVATIVES = 3
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
-def _check_spec(spec: Any) -> MLP:
-    if not isinstance(spec, MLP):
-        raise TypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
+def _check_spec(spec: Any) -> MLP | RNN:
+    if not isinstance(spec, (MLP, RNN)):
+        raise TypeError(
+            f"spec must be an nftk_jax.MLP or RNN, got {type(spec).__name__}."
+        )
     return spec
+
+
+def _inputs(spec: Any, x: Any, name: str, like: Any = None) -> np.ndarray:
+    """Validated inputs: a design matrix, or packed sequences for an RNN."""
+    return check_spec_inputs(spec, x, name, like=like)
 
 
 def _check_init(init: Any) -> str:
@@ -182,6 +191,8 @@ def _combine(weights: jax.Array, heads: jax.Array) -> jax.Array:
 @functools.lru_cache(maxsize=64)
 def _heads_apply(spec: MLP, init: str) -> Callable:
     """``heads(params, x) -> (L, n, d)``; the readout width comes from ``params``."""
+    if isinstance(spec, RNN):
+        return rnn_heads(spec)
     raw = _network_spec(spec, init).network(1).apply_fn
 
     def heads(params, x):
@@ -225,11 +236,16 @@ def nftk_network(
     d = check_positive_int(n_classes, "n_classes")
     init = _check_init(init)
     dt = resolve_dtype(dtype)
-    raw_init = _network_spec(spec, init).network(d).init_fn
+    if isinstance(spec, RNN) and init != "ntk":
+        raise ValueError(f"init={init!r}: an RNN spec has only init='ntk'.")
+    raw_init = None if isinstance(spec, RNN) else _network_spec(spec, init)
+    raw_init = raw_init and raw_init.network(d).init_fn
     heads = _heads_apply(spec, init)
     depth = spec.depth
 
     def init_fn(key: jax.Array, input_dim: int) -> Any:
+        if raw_init is None:
+            return rnn_init(spec, key, input_dim, d, dt)
         m = check_positive_int(input_dim, "input_dim")
         k_init, k_xavier = jax.random.split(key)
         _, params = raw_init(k_init, (-1, m))
@@ -307,10 +323,12 @@ def _heads_ntk_fn(spec: MLP, init: str, implementation: int) -> Callable:
     return fn
 
 
-def _ntk_inputs(params: Any, x1: Any, x2: Any) -> tuple[jax.Array, jax.Array]:
+def _ntk_inputs(
+    params: Any, x1: Any, x2: Any, spec: Any = None
+) -> tuple[jax.Array, jax.Array]:
     dt = _leaf_dtype(params)
-    a1 = check_inputs(x1, "x1")
-    a2 = a1 if x2 is None else check_inputs(x2, "x2", feature_dim=a1.shape[1])
+    a1 = _inputs(spec, x1, "x1")
+    a2 = a1 if x2 is None else _inputs(spec, x2, "x2", like=a1)
     return jnp.asarray(a1, dt), jnp.asarray(a2, dt)
 
 
@@ -350,7 +368,7 @@ def combined_empirical_ntk(
     _check_spec(spec)
     init = _check_init(init)
     om = _check_omega(omega, spec.depth)
-    a1, a2 = _ntk_inputs(params, x1, x2)
+    a1, a2 = _ntk_inputs(params, x1, x2, spec)
     weights = jnp.sqrt(jnp.asarray(om, _leaf_dtype(params)))
     return _combined_ntk_fn(spec, init, int(implementation))(a1, a2, params, weights)
 
@@ -385,7 +403,7 @@ def head_empirical_ntks(
     """
     _check_spec(spec)
     init = _check_init(init)
-    a1, a2 = _ntk_inputs(params, x1, x2)
+    a1, a2 = _ntk_inputs(params, x1, x2, spec)
     return _heads_ntk_fn(spec, init, int(implementation))(a1, a2, params)
 
 
@@ -596,14 +614,16 @@ def _model(heads: Callable, *, centered: bool, linearized: bool) -> Callable:
     return model
 
 
-def _make_predict(heads, model, params, params0, weights, needs0) -> Callable:
+def _make_predict(
+    heads, model, params, params0, weights, needs0, spec=None
+) -> Callable:
     @jax.jit
     def _predict(params, params0, weights, x):
         h0 = heads(params0, x) if needs0 else None
         return _combine(weights, model(params, params0, x, h0))
 
     def predict(x: Any) -> jax.Array:
-        a = check_inputs(x, "x")
+        a = _inputs(spec, x, "x")
         return _predict(params, params0, weights, jnp.asarray(a, _leaf_dtype(params)))
 
     return predict
@@ -685,7 +705,7 @@ def train_network(
     _check_spec(spec)
     init = _check_init(init)
     dt = resolve_dtype(dtype)
-    xa = check_inputs(x, "x")
+    xa = _inputs(spec, x, "x")
     n = xa.shape[0]
     om = _check_omega(omega, spec.depth)
     d = om.shape[0]
@@ -701,7 +721,7 @@ def train_network(
     key = jax.random.key(check_positive_int(seed, "seed", minimum=0))
     k_init, k_batch = jax.random.split(key)
     if params0 is None:
-        params0 = net.init_fn(k_init, xa.shape[1])
+        params0 = net.init_fn(k_init, input_features(spec, xa))
     else:
         params0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params0)
     heads = net.heads_fn
@@ -742,7 +762,7 @@ def train_network(
         params0=params0,
         omega=jnp.asarray(om, dt),
         history=history,
-        predict=_make_predict(heads, model, params, params0, weights, needs0),
+        predict=_make_predict(heads, model, params, params0, weights, needs0, spec),
         weight_decay=wd,
         ridge=wd * n,
         examples_per_second=examples / max(seconds, 1e-12),
@@ -886,7 +906,7 @@ def train_paper_mode(
     _check_spec(spec)
     init = _check_init(init)
     dt = resolve_dtype(dtype)
-    xa = check_inputs(x, "x")
+    xa = _inputs(spec, x, "x")
     n = xa.shape[0]
     if omega_init is not None:
         om0 = _check_omega(omega_init, spec.depth, name="omega_init")
@@ -914,7 +934,7 @@ def train_paper_mode(
     k_init, k_batch = jax.random.split(
         jax.random.key(check_positive_int(seed, "seed", minimum=0))
     )
-    params0 = net.init_fn(k_init, xa.shape[1])
+    params0 = net.init_fn(k_init, input_features(spec, xa))
     heads = net.heads_fn
     model = _model(heads, centered=centered, linearized=False)
     xj, yj = jnp.asarray(xa, dt), jnp.asarray(ya, dt)
@@ -970,7 +990,7 @@ def train_paper_mode(
         head_weights=w,
         omega=jnp.square(w),
         history=history,
-        predict=_make_predict(heads, model, params, params0, w, centered),
+        predict=_make_predict(heads, model, params, params0, w, centered, spec),
         examples_per_second=examples / max(seconds, 1e-12),
         train_seconds=seconds,
     )

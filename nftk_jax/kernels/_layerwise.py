@@ -27,7 +27,10 @@ from ..core._validation import (
     check_positive_int,
     resolve_dtype,
 )
+from ..model._rnn import RNN
+from ..model._sequences import as_packed, packed_shape
 from ..model._spec import MLP
+from ._rntk import rntk_block_size, rntk_tile_fn
 
 __all__ = [
     "layerwise_kernels",
@@ -96,12 +99,20 @@ def choose_block_size(
 
 
 @functools.lru_cache(maxsize=64)
-def _tile_fn(spec: MLP, gets: tuple[str, ...], devices: tuple | None):
-    """Jitted ``(x1_block, x2_block) -> (G, L, b1, b2)``, sharded over rows."""
-    kernel_fn = spec.network().kernel_fn
+def _tile_fn(
+    spec: MLP | RNN, gets: tuple[str, ...], devices: tuple | None, features: int = 0
+):
+    """Jitted ``(x1_block, x2_block) -> (G, L, b1, b2)``, sharded over rows.
 
-    def local(x1, x2):
-        return jnp.stack(kernel_fn(x1, x2, gets))
+    For an :class:`RNN` the blocks are packed sequences with ``features`` per step.
+    """
+    if isinstance(spec, RNN):
+        local = rntk_tile_fn(spec, gets, features)
+    else:
+        kernel_fn = spec.network().kernel_fn
+
+        def local(x1, x2):
+            return jnp.stack(kernel_fn(x1, x2, gets))
 
     if devices is None:
         return jax.jit(local)
@@ -169,28 +180,33 @@ class _Plan(NamedTuple):
 def _plan(
     spec, x1, x2, *, get, block_size, memory_budget, dtype, devices, allow_symmetric
 ) -> _Plan:
-    if not isinstance(spec, MLP):
-        raise TypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
+    if not isinstance(spec, (MLP, RNN)):
+        raise TypeError(
+            f"spec must be an nftk_jax.MLP or RNN, got {type(spec).__name__}."
+        )
     gets, single = _normalise_get(get)
     dt = resolve_dtype(dtype)
-    a1 = check_inputs(x1, "x1").astype(dt, copy=False)
+    recurrent = isinstance(spec, RNN)
+    check = _check_sequences if recurrent else check_inputs
+    a1 = check(x1, "x1").astype(dt, copy=False)
+    features = packed_shape(a1)[2] if recurrent else a1.shape[1]
     symmetric = x2 is None and allow_symmetric
-    a2 = a1 if x2 is None else check_inputs(x2, "x2", feature_dim=a1.shape[1])
+    a2 = a1 if x2 is None else check(x2, "x2", feature_dim=features)
     a2 = a2.astype(dt, copy=False)
     devs = _resolve_devices(devices)
     n_dev = 1 if devs is None else len(devs)
     if block_size is None:
         budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
         check_positive_int(budget, "memory_budget")
-        block = choose_block_size(
+        chooser = rntk_block_size if recurrent else choose_block_size
+        block = chooser(
             spec.depth, n_get=len(gets), dtype=dt, memory_budget=budget, n_devices=n_dev
         )
     else:
         block = check_positive_int(block_size, "block_size")
     # Rows are split evenly over devices: round the row block to a multiple.
+    # Fewer rows than devices: the tile is padded up to one row per device.
     row_block = max(n_dev, (min(block, len(a1)) // n_dev) * n_dev)
-    if len(a1) < row_block:  # pragma: no cover - guarded by min above
-        row_block = len(a1)
     col_block = min(block, len(a2))
     if symmetric:
         col_block = row_block = max(row_block, n_dev)
@@ -203,8 +219,13 @@ def _plan(
         dt,
         row_block,
         col_block,
-        _tile_fn(spec, gets, devs),
+        _tile_fn(spec, gets, devs, features if recurrent else 0),
     )
+
+
+def _check_sequences(x: Any, name: str, *, feature_dim: int | None = None):
+    """Sequence inputs of an :class:`RNN` as a validated packed array."""
+    return as_packed(x, name, features=feature_dim)
 
 
 def _tile_grid(plan: _Plan, *, symmetric: bool):
@@ -245,9 +266,18 @@ def _check_finite(values: jax.Array, spec: MLP, dtype: np.dtype) -> None:
         raise ValueError(
             f"the layerwise kernels are not finite in dtype={np.dtype(dtype).name} "
             f"for activation={spec.activation!r}, depth={spec.depth}, "
-            f"W_std={spec.W_std}: their values outgrow the dtype's range or "
-            "precision. Use dtype=float64, a smaller W_std, or fewer layers."
+            f"{_scale_name(spec)}={_scale(spec)}: their values outgrow the dtype's "
+            "range or precision. Use dtype=float64, a smaller weight scale, or "
+            "fewer layers."
         )
+
+
+def _scale_name(spec: MLP | RNN) -> str:
+    return "sigma_w" if isinstance(spec, RNN) else "W_std"
+
+
+def _scale(spec: MLP | RNN) -> float:
+    return getattr(spec, _scale_name(spec))
 
 
 def _progress(total: int, enabled: bool, desc: str):

@@ -45,7 +45,9 @@ import numpy as np
 
 from ..core._checkpoint import problem_digest
 from ..core._io import atomic_path, ensure_writable_dir, write_json
-from ..core._validation import check_inputs, check_positive_int, resolve_dtype
+from ..core._validation import check_positive_int, resolve_dtype
+from ..model._inputs import check_spec_inputs
+from ..model._rnn import RNN
 from ..model._spec import MLP
 from ._layerwise import (
     _check_finite,
@@ -597,13 +599,15 @@ class DiskLayerOperator(LayerOperator):
             ValueError: ``path`` exists and is not a store for this problem (and
                 ``overwrite`` is False), or an argument is invalid.
         """
-        if not isinstance(spec, MLP):
-            raise TypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
+        if not isinstance(spec, (MLP, RNN)):
+            raise TypeError(
+                f"spec must be an nftk_jax.MLP or RNN, got {type(spec).__name__}."
+            )
         store_dt = _storage_dtype(dtype)
         comp_dt = resolve_dtype(compute_dtype, "compute_dtype")
         budget = check_positive_int(panel_budget, "panel_budget")
-        a1 = check_inputs(x1, "x1")
-        a2 = None if x2 is None else check_inputs(x2, "x2", feature_dim=a1.shape[1])
+        a1 = check_spec_inputs(spec, x1, "x1")
+        a2 = None if x2 is None else check_spec_inputs(spec, x2, "x2", like=a1)
         L, n1 = spec.depth, len(a1)
         n2 = n1 if a2 is None else len(a2)
         row_bytes = L * n2 * store_dt.itemsize
@@ -707,8 +711,8 @@ class DiskLayerOperator(LayerOperator):
                 the remedy.
         """
         dest = Path(path)
-        a1 = check_inputs(x1, "x1")
-        a2 = None if x2 is None else check_inputs(x2, "x2", feature_dim=a1.shape[1])
+        a1 = check_spec_inputs(spec, x1, "x1")
+        a2 = None if x2 is None else check_spec_inputs(spec, x2, "x2", like=a1)
         found = _read_meta(dest)
         expected = {
             "spec_digest": _spec_digest(spec),

@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 from ..core._checkpoint import load_checkpoint, problem_digest, save_checkpoint
-from ..core._validation import check_inputs, check_positive_int
+from ..core._validation import check_positive_int
 from ..kernels._operators import is_layer_operator as _is_operator
 from ..linalg._krr import (
     check_omega,
@@ -45,6 +45,7 @@ from ..linalg._krr import (
     encode_targets,
     krr_predict,
 )
+from ..model._inputs import check_spec_inputs
 from ._constraints import check_constraint, make_projection
 from ._objectives import (
     SCALE_FREE_ILL_POSED,
@@ -159,7 +160,7 @@ class NFTKResult(NamedTuple):
                 "cannot compute kernels for new inputs; use "
                 "predict_kernels(theta_cross) or fit with fit_mkl(spec, x, y, ...)."
             )
-        xx = check_inputs(x, "x", feature_dim=self.x_train.shape[1])
+        xx = check_spec_inputs(self.spec, x, "x", like=self.x_train)
         # Streamed over kernel tiles: sum_l Omega[c, l] Theta_l(x, X) alpha_c, so
         # memory is one tile plus the (m, d) scores whatever m and n.
         with jax.enable_x64(True):
@@ -1109,7 +1110,7 @@ def fit_mkl(
     if "theta_val" in options:
         raise ValueError("fit_mkl computes theta_val itself; pass x_val and y_val.")
     with jax.enable_x64(True):
-        xx = check_inputs(x, "x")
+        xx = check_spec_inputs(spec, x, "x")
         y_arr = np.asarray(y)
         if y_arr.ndim == 0 or y_arr.shape[0] != len(xx):
             raise ValueError(
@@ -1150,7 +1151,7 @@ def fit_mkl(
         kern = {"memory_budget": memory_budget, "dtype": dt, "progress": progress}
         split = objective == "val_mse" and x_val is None
         if x_val is not None:
-            xv = check_inputs(x_val, "x_val", feature_dim=xx.shape[1])
+            xv = check_spec_inputs(spec, x_val, "x_val", like=xx)
             if y_val is None:
                 raise ValueError("x_val was given without y_val; pass both.")
             theta = layerwise_kernels(spec, xx, **kern)
@@ -1270,7 +1271,7 @@ def _fit_mkl_operators(
     options.setdefault("solver", "matrix_free")
     fit_x, fit_y = xx, y_arr
     if x_val is not None:
-        xv = check_inputs(x_val, "x_val", feature_dim=xx.shape[1])
+        xv = check_spec_inputs(spec, x_val, "x_val", like=xx)
         if y_val is None:
             raise ValueError("x_val was given without y_val; pass both.")
         op, op_val, yv = operator("train", xx), operator("xval", xv, xx), y_val

@@ -1,0 +1,205 @@
+"""Layerwise recurrent NTKs on the seven UCR/UEA sets aeon ships, official splits.
+
+For every set, in one run:
+
+* **RNTK, learned Omega**: the ``L`` head kernels of ``RNN(depth=L)`` (float64,
+  timed: train x train plus test x train), Omega learned with ``fit_mkl_kernels``
+  (simplex, ``val_mse`` on a seeded stratified 25% validation split of the training
+  set), then the dual coefficients refit on the whole training set;
+* **RNTK, best single layer**: the layer with the best validation accuracy, refit on
+  the whole training set;
+* **MLP layerwise NTK, learned Omega**: ``MLP(depth=L)`` on the series resampled to
+  a common length (the median training length) and flattened, same protocol;
+* **1-NN DTW**: aeon's ``KNeighborsTimeSeriesClassifier(distance='dtw')``.
+
+One ridge per model, ``ridge * mean diagonal`` with ``ridge`` picked from a grid by
+closed-form leave-one-out on the uniform mix (``select_ridge``). Series are
+z-normalised per series and channel (``load_ucr``).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_rntk.py                  # all seven sets
+    .venv/bin/python benchmarks/bench_rntk.py --sets GunPoint   # one set
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+
+from nftk_jax import (  # noqa: E402
+    MLP,
+    RNN,
+    fit_mkl_kernels,
+    layerwise_kernels,
+    pack_sequences,
+    select_ridge,
+)
+from nftk_jax.data import UCR_DATASETS, load_ucr, resample_sequences  # noqa: E402
+from nftk_jax.linalg._krr import encode_targets, krr_fit, krr_predict  # noqa: E402
+
+
+def _split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split; classes with one example stay in the training part."""
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = min(max(int(round(frac * len(idx))), 1), len(idx) - 1)
+        val.append(idx[:k])
+    va = np.sort(np.concatenate(val))
+    return np.setdiff1d(np.arange(len(y)), va), va
+
+
+def _subsample(ds, n_max: int, seed: int):
+    """At most ``n_max`` test series (stratified by nothing: a seeded subset)."""
+    if len(ds.x_test) <= n_max:
+        return ds
+    idx = np.sort(np.random.default_rng(seed).permutation(len(ds.x_test))[:n_max])
+    return ds._replace(x_test=tuple(ds.x_test[i] for i in idx), y_test=ds.y_test[idx])
+
+
+def _krr_accuracy(theta, y, theta_cross, y_cross, omega, ridge, d) -> float:
+    Y, _ = encode_targets(y, len(y), n_classes=d)
+    sol = krr_fit(theta, Y, omega, ridge=ridge)
+    pred = np.asarray(krr_predict(theta_cross, sol.alpha, omega))
+    return float(np.mean(np.argmax(pred, axis=1) == y_cross))
+
+
+def _ridge(theta, y, d) -> float:
+    """Absolute ridge picked by closed-form LOO on the uniform mix."""
+    L = theta.shape[0]
+    Y, _ = encode_targets(y, len(y), n_classes=d)
+    return float(select_ridge(theta, Y, np.full((d, L), 1.0 / L)).ridge)
+
+
+def _evaluate(theta_all, theta_test, y, y_test, d, seed) -> dict[str, float]:
+    """Learned Omega and best single layer on precomputed kernels."""
+    L = theta_all.shape[0]
+    tr, va = _split(y, 0.25, seed)
+    th_tr = theta_all[:, tr][:, :, tr]
+    th_va = theta_all[:, va][:, :, tr]
+    rho = _ridge(th_tr, y[tr], d)
+    res = fit_mkl_kernels(
+        th_tr, y[tr], theta_val=th_va, y_val=y[va], ridge=rho, n_classes=d, steps=60
+    )
+    rho_all = _ridge(theta_all, y, d)
+    acc = _krr_accuracy(theta_all, y, theta_test, y_test, res.omega, rho_all, d)
+    val_acc = []
+    for layer in range(L):
+        om = np.zeros((d, L))
+        om[:, layer] = 1.0
+        val_acc.append(_krr_accuracy(th_tr, y[tr], th_va, y[va], om, rho, d))
+    best = int(np.argmax(val_acc))
+    om = np.zeros((d, L))
+    om[:, best] = 1.0
+    single = _krr_accuracy(theta_all, y, theta_test, y_test, om, rho_all, d)
+    return {"learned": acc, "single": single, "layer": best + 1, "omega": res.omega}
+
+
+def _kernels(spec, x_train, x_test) -> tuple[np.ndarray, np.ndarray, float]:
+    t0 = time.perf_counter()
+    th = np.asarray(layerwise_kernels(spec, x_train, dtype=np.float64))
+    tc = np.asarray(layerwise_kernels(spec, x_test, x_train, dtype=np.float64))
+    return th, tc, time.perf_counter() - t0
+
+
+def _dtw(ds) -> tuple[float, float]:
+    from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+
+    def aeon_format(seqs):
+        if len({s.shape for s in seqs}) == 1:
+            return np.stack([s.T for s in seqs])  # (n, channels, T)
+        return [s.T for s in seqs]
+
+    t0 = time.perf_counter()
+    clf = KNeighborsTimeSeriesClassifier(distance="dtw", n_neighbors=1)
+    clf.fit(aeon_format(ds.x_train), ds.y_train)
+    pred = clf.predict(aeon_format(ds.x_test))
+    return float(np.mean(pred == ds.y_test)), time.perf_counter() - t0
+
+
+def run(name: str, args) -> dict:
+    ds = _subsample(load_ucr(name), args.max_test, args.seed)
+    d = len(ds.classes)
+    y, y_test = ds.y_train, ds.y_test
+    rnn = RNN(
+        depth=args.depth, activation=args.activation, sigma_w=args.sigma_w,
+        sigma_u=1.0, sigma_b=0.1, sigma_h=0.0,
+    )  # fmt: skip
+    th, tc, k_time = _kernels(
+        rnn, pack_sequences(ds.x_train), pack_sequences(ds.x_test)
+    )
+    r = _evaluate(th, tc, y, y_test, d, args.seed)
+    length = int(np.median([len(s) for s in ds.x_train]))
+    mlp = MLP(depth=args.depth)
+    mth, mtc, m_time = _kernels(
+        mlp,
+        resample_sequences(ds.x_train, length),
+        resample_sequences(ds.x_test, length),
+    )
+    m = _evaluate(mth, mtc, y, y_test, d, args.seed)
+    dtw, dtw_time = _dtw(ds) if not args.no_dtw else (float("nan"), 0.0)
+    lengths = [len(s) for s in ds.x_train + ds.x_test]
+    return {
+        "set": name,
+        "n": (len(ds.x_train), len(ds.x_test)),
+        "T": (min(lengths), max(lengths)),
+        "rntk": r["learned"],
+        "rntk_single": r["single"],
+        "layer": r["layer"],
+        "mlp": m["learned"],
+        "dtw": dtw,
+        "rntk_s": k_time,
+        "mlp_s": m_time,
+        "dtw_s": dtw_time,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sets", nargs="*", default=list(UCR_DATASETS))
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--activation", default="relu")
+    p.add_argument("--sigma-w", type=float, default=float(np.sqrt(2.0)))
+    p.add_argument("--max-test", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-dtw", action="store_true")
+    args = p.parse_args()
+    print(f"# {platform.processor() or platform.machine()}, jax {jax.__version__}")
+    print(f"# RNN(depth={args.depth}, {args.activation}, sigma_w={args.sigma_w:.3f})")
+    head = (
+        "| set | n train/test | T | RNTK Omega | RNTK 1 layer (l) | MLP NTK Omega "
+        "| 1-NN DTW | RNTK kernels s | MLP kernels s | DTW s |"
+    )
+    print(head)
+    print("|" + "---|" * 10)
+    rows = []
+    for name in args.sets:
+        r = run(name, args)
+        rows.append(r)
+        print(
+            f"| {r['set']} | {r['n'][0]}/{r['n'][1]} | {r['T'][0]}-{r['T'][1]} "
+            f"| {r['rntk']:.3f} | {r['rntk_single']:.3f} ({r['layer']}) "
+            f"| {r['mlp']:.3f} | {r['dtw']:.3f} | {r['rntk_s']:.1f} "
+            f"| {r['mlp_s']:.1f} | {r['dtw_s']:.1f} |",
+            flush=True,
+        )
+    wins = sum(r["rntk"] > r["dtw"] for r in rows)
+    ties = sum(r["rntk"] == r["dtw"] for r in rows)
+    mean = {
+        k: np.mean([r[k] for r in rows]) for k in ("rntk", "rntk_single", "mlp", "dtw")
+    }
+    print(f"# RNTK beats 1-NN DTW on {wins} of {len(rows)} sets ({ties} ties)")
+    print("# mean accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in mean.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""UCR/UEA sets read offline from aeon's wheel (skipped without the extra)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nftk_jax.data import UCR_DATASETS, load_ucr, resample_sequences
+
+from helpers import assert_close
+
+aeon = pytest.importorskip("aeon")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "n_train", "n_test", "n_classes", "features"),
+    [
+        ("GunPoint", 50, 150, 2, 1),
+        ("ItalyPowerDemand", 67, 1029, 2, 1),
+        ("JapaneseVowels", 270, 370, 9, 12),
+        ("PickupGestureWiimoteZ", 50, 50, 10, 1),
+    ],
+)
+def test_official_splits_offline(
+    name, n_train, n_test, n_classes, features, monkeypatch
+):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    ds = load_ucr(name)
+    assert (len(ds.x_train), len(ds.x_test), len(ds.classes)) == (
+        n_train,
+        n_test,
+        n_classes,
+    )
+    assert set(np.unique(ds.y_train)) | set(np.unique(ds.y_test)) <= set(
+        range(n_classes)
+    )
+    lengths = {len(s) for s in ds.x_train + ds.x_test}
+    for s in ds.x_train[:10] + ds.x_test[:10]:
+        assert s.shape[1] == features and np.all(np.isfinite(s))
+        assert_close(s.mean(axis=0), np.zeros(features), atol=1e-10)
+        assert_close(s.std(axis=0), np.ones(features), rtol=1e-10)
+    variable = name in ("JapaneseVowels", "PickupGestureWiimoteZ")
+    assert (len(lengths) > 1) == variable
+
+
+def test_all_listed_sets_are_shipped():
+    import os
+
+    import aeon.datasets
+
+    base = os.path.join(os.path.dirname(aeon.datasets.__file__), "data")
+    for name in UCR_DATASETS:
+        assert os.path.isfile(os.path.join(base, name, f"{name}_TRAIN.ts")), name
+
+
+def test_unknown_set_is_named():
+    with pytest.raises(ValueError, match="name='NoSuchSet' is not a classification"):
+        load_ucr("NoSuchSet")
+
+
+def test_resample_sequences_linear():
+    out = resample_sequences([np.array([[0.0, 1.0], [4.0, 1.0]]), np.ones((3, 2))], 5)
+    assert out.shape == (2, 10)
+    assert_close(out[0].reshape(5, 2)[:, 0], [0.0, 1.0, 2.0, 3.0, 4.0])
+    assert_close(out[1], np.ones(10))
