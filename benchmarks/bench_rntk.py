@@ -60,7 +60,7 @@ def _split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarra
 
 def _subsample(ds, n_max: int, seed: int):
     """At most ``n_max`` test series (stratified by nothing: a seeded subset)."""
-    if len(ds.x_test) <= n_max:
+    if n_max <= 0 or len(ds.x_test) <= n_max:
         return ds
     idx = np.sort(np.random.default_rng(seed).permutation(len(ds.x_test))[:n_max])
     return ds._replace(x_test=tuple(ds.x_test[i] for i in idx), y_test=ds.y_test[idx])
@@ -169,7 +169,9 @@ def main() -> None:
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--activation", default="relu")
     p.add_argument("--sigma-w", type=float, default=float(np.sqrt(2.0)))
-    p.add_argument("--max-test", type=int, default=400)
+    p.add_argument(
+        "--max-test", type=int, default=0, help="subsample test sets (0: all)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-dtw", action="store_true")
     args = p.parse_args()

@@ -235,3 +235,19 @@ def test_train_network_on_sequences_fits():
     )
     assert out.history.loss[-1] < 0.5 * out.history.loss[0]
     assert out.predict(seqs).shape == (12, 2)
+
+
+@pytest.mark.slow
+def test_compare_widths_and_estimator_take_an_rnn():
+    rng = np.random.default_rng(3)
+    seqs = [rng.normal(size=(int(t), 1)) for t in rng.integers(2, 6, size=14)]
+    y = np.array([int(s[-1, 0] > 0) for s in seqs])
+    spec = nk.RNN(depth=2, activation="erf")
+    study = nk.compare_widths(
+        spec, np.full((2, 2), 0.5), seqs[:10], y[:10], seqs[10:], y[10:],
+        ridge=0.1, widths=(16, 256), steps=100,
+    )  # fmt: skip
+    assert study.pred_gap[1, 0] < study.pred_gap[0, 0]
+    clf = nk.NFTKClassifier(spec, steps=3, ridge=1e-2).fit(seqs, y)
+    assert clf.n_features_in_ == 1
+    assert clf.predict(seqs[:3]).shape == (3,)

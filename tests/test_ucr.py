@@ -69,3 +69,21 @@ def test_resample_sequences_linear():
     assert out.shape == (2, 10)
     assert_close(out[0].reshape(5, 2)[:, 0], [0.0, 1.0, 2.0, 3.0, 4.0])
     assert_close(out[1], np.ones(10))
+
+
+@pytest.mark.slow
+def test_cli_fit_ucr_rnn_writes_fig2(tmp_path):
+    from nftk_jax.cli import main
+
+    code = main(
+        [
+            "fit", "--dataset", "ucr:ItalyPowerDemand", "--arch", "rnn",
+            "--depth", "2", "--steps", "3", "--n-test", "60",
+            "--out", str(tmp_path), "--name", "run",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    run = tmp_path / "run"
+    assert (run / "fig2_omega.png").is_file()
+    config = (run / "config.json").read_text()
+    assert '"arch": "rnn"' in config and "ItalyPowerDemand" in config

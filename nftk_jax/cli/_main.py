@@ -79,18 +79,28 @@ def _ridge(text: str) -> float | str:
     return _positive_float(text)
 
 
+def _dataset_name(text: str) -> str:
+    if text in DATASETS or (text.startswith("ucr:") and len(text) > 4):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from {', '.join(DATASETS)}, or ucr:NAME)"
+    )
+
+
 def _add_data_args(p: argparse.ArgumentParser, *, default: str = "mnist5k") -> None:
     g = p.add_argument_group("data")
     g.add_argument(
         "--dataset",
         default=default,
-        choices=DATASETS,
+        type=_dataset_name,
+        metavar="{" + ",".join(DATASETS) + ",ucr:NAME}",
         help="mnist5k: the embedded 5,000-image MNIST subset (no network needed); "
         "digits: scikit-learn's 8x8 digits; mnist, fashion_mnist, imdb_reviews: "
         "tensorflow-datasets (needs --data-dir or TFDS_DATA_DIR; fashion_mnist also "
         "reads Debian's dataset-fashion-mnist or IDX files in --data-dir); idx: "
-        "MNIST-format "
-        "IDX files in --data-dir (default: %(default)s)",
+        "MNIST-format IDX files in --data-dir; ucr:NAME: a UCR/UEA time-series set "
+        "shipped with aeon, e.g. ucr:GunPoint (the timeseries extra; sequences for "
+        "--arch rnn, resampled to the median length for mlp) (default: %(default)s)",
     )
     g.add_argument(
         "--data-dir",
@@ -137,6 +147,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="hidden bias std (default: %(default)s)",
     )
     g.add_argument("--parameterization", default="ntk", choices=("ntk", "standard"))
+    g.add_argument(
+        "--arch",
+        default="mlp",
+        choices=("mlp", "rnn"),
+        help="mlp: the NFT-K MLP; rnn: a stacked RNN on sequences (--w-std is its "
+        "recurrent scale sigma_w, --b-std its sigma_b; relu or erf) "
+        "(default: %(default)s)",
+    )
     g.add_argument(
         "--ridge",
         type=_ridge,
@@ -384,7 +402,9 @@ def _load_data(args) -> Any:
         return data.load_mnist5k(
             n_train=args.n_train or 4000, n_test=args.n_test or 1000, seed=args.seed
         )
-    if name == "digits":
+    if name.startswith("ucr:"):
+        ds = _load_ucr(name[4:], getattr(args, "arch", "mlp"))
+    elif name == "digits":
         ds = data.load_digits(seed=args.seed)
     elif name == "idx":
         if args.data_dir is None:
@@ -406,6 +426,27 @@ def _load_data(args) -> Any:
     return _subsample(ds, args.n_train, args.n_test)
 
 
+def _load_ucr(name: str, arch: str):
+    """A UCR set as a Dataset: packed sequences (rnn) or resampled rows (mlp)."""
+    import numpy as np
+
+    from .. import data
+    from ..model._sequences import pack_sequences
+
+    try:
+        seq = data.load_ucr(name)
+    except ImportError as e:
+        raise CLIError(str(e)) from e
+    if arch == "rnn":
+        xs = pack_sequences(seq.x_train), pack_sequences(seq.x_test)
+    else:
+        length = int(np.median([len(s) for s in seq.x_train]))
+        xs = tuple(
+            data.resample_sequences(x, length) for x in (seq.x_train, seq.x_test)
+        )
+    return data.Dataset(xs[0], seq.y_train, xs[1], seq.y_test, seq.classes, name)
+
+
 def _subsample(ds, n_train, n_test):
     if n_train is not None and n_train < len(ds.x_train):
         ds = ds._replace(x_train=ds.x_train[:n_train], y_train=ds.y_train[:n_train])
@@ -415,8 +456,16 @@ def _subsample(ds, n_train, n_test):
 
 
 def _spec(args):
+    from ..model._rnn import RNN
     from ..model._spec import MLP
 
+    if getattr(args, "arch", "mlp") == "rnn":
+        return RNN(
+            depth=args.depth,
+            activation=args.activation,
+            sigma_w=args.w_std,
+            sigma_b=args.b_std or 0.0,
+        )
     return MLP(
         depth=args.depth,
         activation=args.activation,
@@ -431,7 +480,8 @@ def _run_dir(args, command: str) -> Path:
 
     ensure_writable_dir(args.out, "--out")
     depth = getattr(args, "depth", None)
-    name = args.name or f"{command}-{args.dataset}" + (f"-L{depth}" if depth else "")
+    dataset = args.dataset.replace(":", "-")
+    name = args.name or f"{command}-{dataset}" + (f"-L{depth}" if depth else "")
     return ensure_writable_dir(Path(args.out) / name, "--out/--name")
 
 

@@ -31,6 +31,7 @@ and the figures.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ import numpy as np
 
 from ..core._checkpoint import problem_digest
 from ..core._io import _jsonable, ensure_writable_dir, write_json, write_npy
+from ..model._rnn import RNN
 from ..model._spec import MLP
 
 __all__ = ["NORMALIZATIONS", "default_ridge", "run_fit"]
@@ -73,6 +75,21 @@ def _check_memory(n: int, n_test: int, L: int, d: int, dtype: Any) -> None:
             f"cached kernels and solves, more than this machine's "
             f"{have / 2**30:.1f} GiB; lower n_train (--n-train)."
         )
+
+
+def _spec_config(spec: Any) -> dict:
+    """The spec's fields for config.json."""
+    if isinstance(spec, RNN):
+        return {"arch": "rnn", **dataclasses.asdict(spec)}
+    return {
+        "depth": spec.depth,
+        "activation": spec.activation,
+        "activation_kwargs": dict(spec.activation_kwargs or {}),
+        "W_std": spec.W_std,
+        "b_std": spec.b_std,
+        "readout_W_std": spec.readout_W_std,
+        "parameterization": spec.parameterization,
+    }
 
 
 def run_fit(
@@ -149,15 +166,7 @@ def run_fit(
     d = len(dataset.classes)
     L = spec.depth
     config = {
-        "spec": {
-            "depth": spec.depth,
-            "activation": spec.activation,
-            "activation_kwargs": dict(spec.activation_kwargs or {}),
-            "W_std": spec.W_std,
-            "b_std": spec.b_std,
-            "readout_W_std": spec.readout_W_std,
-            "parameterization": spec.parameterization,
-        },
+        "spec": _spec_config(spec),
         "dataset": dataset.name,
         "classes": list(dataset.classes),
         "n_train": len(x_tr),

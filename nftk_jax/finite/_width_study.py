@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..core._io import atomic_path
-from ..core._validation import check_inputs, check_positive_float, check_positive_int
+from ..core._validation import check_positive_float, check_positive_int
 from ..kernels._layerwise import layerwise_kernels
 from ..linalg._krr import (
     check_ridge,
@@ -34,6 +34,7 @@ from ..linalg._krr import (
     krr_fit,
     krr_predict,
 )
+from ..model._inputs import check_spec_inputs
 from ..model._spec import MLP
 from ._network import (
     _check_init,
@@ -178,8 +179,8 @@ def compare_widths(
     widths_a = _check_ints(widths, "widths", 1)
     seeds_a = _check_ints(seeds, "seeds", 0)
     steps = check_positive_int(steps, "steps")
-    xa = np.asarray(check_inputs(x_train, "x_train"), np.float64)
-    xt = np.asarray(check_inputs(x_test, "x_test", feature_dim=xa.shape[1]), np.float64)
+    xa = np.asarray(check_spec_inputs(spec, x_train, "x_train"), np.float64)
+    xt = np.asarray(check_spec_inputs(spec, x_test, "x_test", like=xa), np.float64)
     n = xa.shape[0]
     om = _check_omega(omega, spec.depth)
     d = om.shape[0]

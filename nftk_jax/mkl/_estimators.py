@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+from ..model._inputs import check_spec_inputs, input_features
+from ..model._rnn import RNN
 from ..model._spec import MLP
 from ._fit import NFTKResult, fit_mkl
 
@@ -64,11 +66,11 @@ class _NFTKBase(BaseEstimator):
         self.dtype = dtype
         self.progress = progress
 
-    def _spec(self) -> MLP:
+    def _spec(self) -> MLP | RNN:
         if self.spec is not None:
-            if not isinstance(self.spec, MLP):
+            if not isinstance(self.spec, (MLP, RNN)):
                 raise ValueError(
-                    f"spec must be an nftk_jax.MLP or None, got {self.spec!r}."
+                    f"spec must be an nftk_jax.MLP, an RNN or None, got {self.spec!r}."
                 )
             return self.spec
         return MLP(depth=self.depth, activation=self.activation)
@@ -101,8 +103,15 @@ class _NFTKBase(BaseEstimator):
         self.alpha_ = res.alpha
         self.history_ = res.history
         self.ridge_ = res.ridge
-        self.n_features_in_ = res.x_train.shape[1]
+        self.n_features_in_ = input_features(res.spec, res.x_train)
         return res
+
+    def _n_rows(self, X: Any) -> int:
+        """Examples in ``X``: rows, or sequences for an RNN spec."""
+        spec = self._spec()
+        if isinstance(spec, RNN):
+            return len(check_spec_inputs(spec, X, "X"))
+        return len(np.asarray(X))
 
     def _check_fitted(self) -> NFTKResult:
         if not hasattr(self, "result_"):
@@ -153,10 +162,10 @@ class NFTKClassifier(ClassifierMixin, _NFTKBase):
                 f"y must be a 1-D array of labels, got shape {y.shape}; use "
                 "NFTKRegressor for (n, d) targets."
             )
-        if len(y) != len(np.asarray(X)):
+        n_rows = self._n_rows(X)
+        if len(y) != n_rows:
             raise ValueError(
-                f"y has {len(y)} labels but X has {len(np.asarray(X))} rows; they "
-                "must match."
+                f"y has {len(y)} labels but X has {n_rows} rows; they must match."
             )
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
