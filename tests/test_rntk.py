@@ -154,7 +154,7 @@ def test_empirical_ntk_converges_to_heads(activation):
     """Error of wide finite RNNs falls roughly like width^-1/2 (unequal lengths)."""
     seqs = [RNG.normal(size=(t, 2)) for t in (1, 3, 3, 5)]
     packed = nk.pack_sequences(seqs)
-    widths = (128, 512, 2048)
+    widths = (64, 256, 1024)
     errs = []
     for width in widths:
         spec = nk.RNN(
@@ -166,7 +166,7 @@ def test_empirical_ntk_converges_to_heads(activation):
         errs.append(np.mean([rel_err(e, ref) for e in emp]))
     slope = np.polyfit(np.log(widths), np.log(errs), 1)[0]
     assert -0.8 < slope < -0.3, (errs, slope)
-    assert errs[-1] < 0.1, errs
+    assert errs[-1] < 0.15, errs
     # The library's own empirical NTK agrees with the direct Jacobian product.
     spec = nk.RNN(depth=2, activation=activation, width=64, sigma_h=0.5)
     params = nk.nftk_network(spec, 1).init_fn(jax.random.key(0), 2)
