@@ -34,6 +34,7 @@ from ..core._checkpoint import load_checkpoint, problem_digest, save_checkpoint
 from ..core._io import _jsonable, ensure_writable_dir, write_json, write_npy
 from ..model._spec import MLP
 from ._plan import ScalePlan
+from ._run_fit import _spec_config
 
 __all__ = ["STAGES", "run_scalable_fit"]
 
@@ -63,18 +64,6 @@ class _Stages:
 
     def event(self, name: str) -> None:
         self.callback(name)
-
-
-def _spec_config(spec: MLP) -> dict:
-    return {
-        "depth": spec.depth,
-        "activation": spec.activation,
-        "activation_kwargs": dict(spec.activation_kwargs or {}),
-        "W_std": spec.W_std,
-        "b_std": spec.b_std,
-        "readout_W_std": spec.readout_W_std,
-        "parameterization": spec.parameterization,
-    }
 
 
 def _subset(y: np.ndarray, m: int, seed: int) -> np.ndarray:
