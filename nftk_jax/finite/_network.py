@@ -360,7 +360,8 @@ def combined_empirical_ntk(
         omega: ``(d, L)`` non-negative layer weights.
         init: the initialisation ``params`` came from (it fixes the forward pass).
         implementation: neural-tangents ``NtkImplementation`` (default 3,
-            structured derivatives; 1 is Jacobian contraction).
+            structured derivatives; 1 is Jacobian contraction; 0 compiles all
+            three and keeps the one with the fewest FLOPs, docs/compat.md).
 
     Returns:
         ``(d, n1, n2)``.
@@ -396,7 +397,8 @@ def head_empirical_ntks(
         x1: ``(n1, m)`` inputs.
         x2: ``(n2, m)`` inputs, or ``None`` for ``x1``.
         init: the initialisation ``params`` came from.
-        implementation: neural-tangents ``NtkImplementation`` (default 3).
+        implementation: neural-tangents ``NtkImplementation`` (default 3; 0
+            picks the cheapest by FLOPs, see :func:`combined_empirical_ntk`).
 
     Returns:
         ``(L, n1, n2)``.
