@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -144,7 +145,19 @@ def test_compare_end_to_end(fit_run, tmp_path, capsys):
         assert_omega, np.load(run / "omega_raw.npy", allow_pickle=False)
     )
     _png_has_content(tmp_path / "cmp" / "width_study.png")
-    assert "slopes" in capsys.readouterr().out
+    config = json.loads((tmp_path / "cmp" / "config.json").read_text())
+    metrics = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
+    assert config["widths"] == [16, 64] and config["train_steps"] == 20
+    assert config["omega_source"] == str(run) and len(config["data_sha256"]) == 64
+    assert (
+        metrics["widths"] == [16, 64] and metrics["slope_pred"] == study["slope_pred"]
+    )
+    assert set(metrics["timings_s"]) == {"setup_s", "networks_s", "files_s"}
+    out = capsys.readouterr().out
+    assert "slopes" in out
+    # 20 steps are far from convergence: the output says why the slope is off
+    assert study["opt_gap"] > 0.25 * np.mean(study["pred_gap"][-1])
+    assert "because the networks are not trained to convergence" in out
 
 
 @pytest.mark.parametrize(
@@ -163,9 +176,11 @@ def test_compare_end_to_end(fit_run, tmp_path, capsys):
         ([], "COMMAND"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(argv, needle, capsys):
+def test_bad_input_is_one_line_exit_2(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
         sys.exit(main(argv))
+    assert list(tmp_path.iterdir()) == []  # no run folder is left behind
     assert exc.value.code == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
@@ -259,7 +274,10 @@ def test_killed_fit_resumes_to_the_same_omega(sig, tmp_path, uninterrupted_omega
     err = proc.communicate(timeout=120)[1]
     if sig == signal.SIGINT:
         assert proc.returncode == 130, err
-        assert "resume" in err
+        assert err.strip().splitlines()[-1] == (
+            "nftk: interrupted; rerun the same command to resume"
+        )
+        assert "Traceback" not in err and "Exception ignored" not in err
     else:
         assert proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed" / "omega.npy").exists()  # it was mid-run
@@ -295,14 +313,61 @@ def test_reproduce_mnist_on_mock_data(tmp_path, capsys):
 
 
 @pytest.mark.data
-def test_reproduce_without_data_names_the_remedies(tmp_path, capsys):
+def test_reproduce_without_data_names_the_remedies(tmp_path, capfd):
     pytest.importorskip("tensorflow_datasets")
     empty = tmp_path / "empty"
     empty.mkdir()
     argv = ["reproduce", "--dataset", "mnist", "--data-dir", str(empty)]
     assert main([*argv, "--out", str(tmp_path / "runs")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "TFDS_DATA_DIR" in err
+    err = capfd.readouterr().err
+    assert re.fullmatch(
+        f"nftk: error: mnist is not prepared in {re.escape(str(empty))}/mnist/"
+        r"[0-9.]+; point --data-dir \(or TFDS_DATA_DIR\) at a tensorflow-datasets "
+        r"directory holding it, prepared on a machine with network access by "
+        r"tfds.builder\('mnist'\).download_and_prepare\(\)\n",
+        err,
+    ), err
+    assert not (tmp_path / "runs").exists()
+
+
+def _tiny_gpt2(folder: Path) -> None:
+    """A character-level tokenizer and a random 'wte' matrix in GPT-2's file names."""
+    import safetensors.numpy
+    import tokenizers
+
+    chars = list("abcdefghij ")
+    vocab = {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(chars)}}
+    tok = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel(vocab=vocab, unk_token="[UNK]")
+    )
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split(
+        tokenizers.Regex("."), behavior="isolated"
+    )
+    folder.mkdir()
+    tok.save(str(folder / "tokenizer.json"))
+    wte = np.random.default_rng(0).normal(size=(len(vocab), 6)).astype(np.float32)
+    safetensors.numpy.save_file({"wte.weight": wte}, str(folder / "model.safetensors"))
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_reproduce_imdb_end_to_end(tmp_path, capsys):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    pytest.importorskip("tokenizers")
+    _tiny_gpt2(tmp_path / "gpt2")
+    argv = ["reproduce", "--dataset", "imdb", "--gpt2-dir", str(tmp_path / "gpt2")]
+    argv += ["--data-dir", str(tmp_path / "tfds"), "--n-train", "30", "--n-test"]
+    argv += ["10", "--steps", "2", "--no-progress", "--out", str(tmp_path / "runs")]
+    with tfds.testing.mock_data(num_examples=30):
+        assert main(argv) == 0
+    base = tmp_path / "runs" / "reproduce-imdb"
+    table = json.loads((base / "table1.json").read_text())
+    assert [r["depth"] for r in table["rows"]] == [5, 10]
+    for depth in (5, 10):
+        config = json.loads((base / f"L{depth}" / "config.json").read_text())
+        assert config["classes"] == ["neg", "pos"] and config["n_train"] == 30
+        assert np.load(base / f"L{depth}" / "omega.npy").shape == (2, depth)
+    assert "paper" in capsys.readouterr().out
 
 
 def test_reproduce_imdb_needs_gpt2_dir(tmp_path, capsys):
@@ -328,4 +393,53 @@ def test_interpret_end_to_end(fit_run, tmp_path, capsys):
     np.testing.assert_allclose(res["rank_correlation"], ref, rtol=1e-10)
     assert 0.0 <= res["finite_test_accuracy"] <= 1.0
     _png_has_content(tmp_path / "itp" / "omega_agreement.png")
-    assert "mean rank correlation" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mean rank correlation" in out
+    # like every run: config.json and metrics.json, and a stage time line
+    config = json.loads((tmp_path / "itp" / "config.json").read_text())
+    assert config["command"] == "interpret" and config["width"] == 32
+    metrics = json.loads((tmp_path / "itp" / "metrics.json").read_text())
+    assert metrics["rank_correlation"] == res["rank_correlation"]
+    line = next(s for s in out.splitlines() if s.startswith("time"))
+    assert "kernel Omega" in line and "finite network" in line
+    # another setting under the same name is refused before any work
+    before = sorted(p.name for p in (tmp_path / "itp").iterdir())
+    argv[argv.index("--width") + 1] = "16"
+    assert main([*argv, "--name", "itp"]) == 2
+    assert "holds a run with other settings" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "itp").iterdir()) == before
+
+
+def _wait_for(proc, predicate, timeout=300.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the command ended before it could be interrupted"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["kernels", "omega"])
+def test_ctrl_c_prints_one_line_and_no_traceback(stage, tmp_path):
+    """SIGINT in the kernels or in the Omega learning: exit 130, one line, no
+    traceback (threads, JAX's atexit hooks), and nothing left to clean up."""
+    args = [*KILL_ARGS[:-1], "--out", str(tmp_path), "--name", "c"]
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(
+            _cli(*args), env=_env(), stdout=subprocess.DEVNULL, stderr=f
+        )
+        if stage == "kernels":
+            _wait_for(proc, lambda: "layerwise NTKs" in log.read_text())
+        else:
+            _wait_for(proc, lambda: (tmp_path / "c" / "checkpoint.npz").exists())
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    err = log.read_text()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last == "nftk: interrupted; rerun the same command to resume"
+    if stage == "kernels":  # nothing to resume from: no debris
+        assert not (tmp_path / "c").exists()
+    else:
+        assert (tmp_path / "c" / "config.json").is_file()

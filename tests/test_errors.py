@@ -60,6 +60,14 @@ def _blocked_out(tmp_path):
     return _cli(["fit", "--dataset", "digits", "--out", "TMP/file"])(tmp_path)
 
 
+def _foreign_run(tmp_path):
+    run = tmp_path / "fit-digits-L2"
+    run.mkdir()
+    (run / "config.json").write_text('{"ridge": "loo"}')
+    argv = ["fit", "--dataset", "digits", "--depth", "2", "--out", "TMP"]
+    return _cli([*argv, "--ridge", "0.01"])(tmp_path)
+
+
 # id -> (call taking tmp_path, exception type, message fragment)
 CASES = {
     "x-rank": (lambda t: nk.layerwise_kernels(SPEC, X[0]), ValueError, "x1"),
@@ -238,6 +246,17 @@ CASES = {
         ),
         ValueError,
         "theta_diag must have shape (L, m)",
+    ),
+    "cli-foreign-run": (_foreign_run, SystemExit, "pass --overwrite"),
+    "labels-integer-column": (
+        lambda t: _fit(y=Y[:, None]),
+        ValueError,
+        "y has shape (12, 1) with integer values",
+    ),
+    "ridge-method-unknown": (
+        lambda t: nk.fit_mkl(SPEC, X, Y, ridge="lo"),
+        ValueError,
+        "ridge='lo' is unknown",
     ),
     "cli-kernels-too-big": (
         _cli(["fit", "--dataset", "digits", "--depth", "5000", "--out", "TMP"]),

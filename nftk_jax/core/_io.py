@@ -2,7 +2,9 @@
 
 A write goes to a temporary file in the destination directory, is flushed and
 fsynced, then renamed over the destination with ``os.replace`` (atomic on POSIX), so a
-reader never sees a half-written file, and a crash leaves the old file intact.
+reader never sees a half-written file, and a crash leaves the old file intact. The
+file gets the mode any other tool would give it: ``0o666`` less the user's umask
+(the temporary file itself is private until it is renamed).
 """
 
 from __future__ import annotations
@@ -17,7 +19,53 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "write_json", "write_npy", "ensure_writable_dir"]
+__all__ = [
+    "atomic_path",
+    "check_writable_dir",
+    "ensure_writable_dir",
+    "file_mode",
+    "write_json",
+    "write_npy",
+]
+
+
+def file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` would create files with.
+
+    Example:
+        >>> old = os.umask(0o022); mode = file_mode(); _ = os.umask(old)
+        >>> oct(mode)
+        '0o644'
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def check_writable_dir(path: str | os.PathLike, name: str = "out_dir") -> Path:
+    """Check that ``path`` is, or could be created as, a writable directory.
+
+    Nothing is created: the nearest existing ancestor must be a writable
+    directory. Use it to validate an output location before any work, and
+    :func:`ensure_writable_dir` when the first file is written.
+    """
+    p = Path(path)
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        if probe == p:
+            raise ValueError(f"{name}={str(p)!r} exists and is not a directory.")
+        raise ValueError(
+            f"{name}={str(p)!r} cannot be created ({str(probe)!r} is a file)."
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{name}={str(p)!r} is not writable; choose another directory."
+        )
+    return p
 
 
 def ensure_writable_dir(path: str | os.PathLike, name: str = "out_dir") -> Path:
@@ -49,6 +97,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -32,6 +34,33 @@ def _import_tfds():
     return tfds
 
 
+class DataNotPreparedError(FileNotFoundError):
+    """A tensorflow-datasets data set is not prepared in the directory searched.
+
+    Attributes:
+        name: the data set name.
+        data_dir: the tensorflow-datasets directory that was searched.
+    """
+
+    def __init__(self, message: str, *, name: str, data_dir: str):
+        super().__init__(message)
+        self.name = name
+        self.data_dir = data_dir
+
+
+@contextlib.contextmanager
+def _quiet_absl() -> Iterator[None]:
+    """Silence tensorflow-datasets' absl warnings (e.g. "Variant folder ... has no
+    dataset_info.json"): a missing data set is reported by our own error."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _not_found_message(name: str, searched: str, cause: BaseException) -> str:
     return (
         f"load_tfds: the tensorflow-datasets data of {name!r} is not prepared in "
@@ -53,8 +82,10 @@ def _read_split(
         # tensorflow-datasets signals "not prepared" with an AssertionError.
         if builder.is_prepared():
             raise
-        raise FileNotFoundError(
-            _not_found_message(name, str(builder.data_dir), e)
+        raise DataNotPreparedError(
+            _not_found_message(name, str(builder.data_dir), e),
+            name=name,
+            data_dir=str(builder.data_dir),
         ) from e
     if n is not None:
         ds = ds.take(n)
@@ -141,8 +172,8 @@ def load_tfds(
         A `Dataset` for images and embedded texts, a `TextDataset` for raw texts.
 
     Raises:
-        FileNotFoundError: If the data is not prepared and ``download`` is False;
-            the message names both ways to provide it.
+        DataNotPreparedError: (a ``FileNotFoundError``) if the data is not prepared
+            and ``download`` is False; the message names both ways to provide it.
         ValueError: On an unsupported ``name`` or another bad argument.
         ImportError: If tensorflow-datasets is not installed (install the ``data``
             extra).
@@ -202,7 +233,8 @@ def load_tfds(
         data_dir = os.path.expanduser(os.fspath(data_dir))
 
     tfds = _import_tfds()
-    builder = tfds.builder(name, data_dir=data_dir)
+    with _quiet_absl():
+        builder = tfds.builder(name, data_dir=data_dir)
     if download or manual_dir is not None:
         config = tfds.download.DownloadConfig(
             manual_dir=None
@@ -221,8 +253,9 @@ def load_tfds(
 
     train_split, test_split = split
     read = dict(batch_size=batch_size, name=name, kind=kind)
-    x_tr, y_tr = _read_split(tfds, builder, train_split, n_train, **read)
-    x_te, y_te = _read_split(tfds, builder, test_split, n_test, **read)
+    with _quiet_absl():
+        x_tr, y_tr = _read_split(tfds, builder, train_split, n_train, **read)
+        x_te, y_te = _read_split(tfds, builder, test_split, n_test, **read)
     classes = tuple(builder.info.features["label"].names)
 
     if raw_text:

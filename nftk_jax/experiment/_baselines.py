@@ -19,14 +19,17 @@ reported only as a row labelled *oracle*: no user can select it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "compare_learned",
     "honest_baselines",
     "mcnemar_test",
     "paired_bootstrap",
+    "reference_baselines",
     "t_interval",
 ]
 
@@ -141,51 +144,90 @@ def _row(name: str, correct: np.ndarray, per_split: list, confidence, seed) -> d
     return row
 
 
-def honest_baselines(
+def _test_correct(theta_tr, theta_te, Y, y_te, omega, ridge) -> np.ndarray:
+    """``(m,)`` booleans: the test points the KRR predictor of ``omega`` gets right."""
+    return np.argmax(_krr_scores(theta_tr, theta_te, Y, omega, ridge), 1) == y_te
+
+
+def reference_baselines(
     theta_tr: np.ndarray,
     theta_te: np.ndarray,
     y_tr: np.ndarray,
     y_te: np.ndarray,
     *,
     ridge: float,
-    omegas: Any,
     splits: tuple,
-    confidence: float = 0.95,
-    seed: int = 0,
+    n_classes: int,
+    on_fit: Callable[[], None] | None = None,
 ) -> dict:
-    r"""Learned Omega against the validation-selected depth and the uniform mix.
+    r"""The baselines that do not depend on the learned :math:`\Omega`.
 
     Args:
         theta_tr: ``(L, n, n)`` training kernels; theta_te: ``(L, m, n)`` test ones.
         y_tr, y_te: integer labels.
         ridge: :math:`\rho`.
-        omegas: ``(K, d, L)`` Omegas learned on ``splits`` (run 0 is the main one).
         splits: ``K`` (fit, validation) index pairs into the training set.
+        n_classes: ``d``.
+        on_fit: called after each single-depth fit, the uniform fit and each
+            split's depth selection (``L + 1 + K`` calls: a progress bar).
+
+    Returns:
+        ``{"single_correct": (L, m) bool, "uniform_correct": (m,) bool,
+        "validation_depths": [0-based depth per split],
+        "validation_accuracy_per_depth": [[L floats] per split]}``. Together with
+        the learned Omegas' test predictions, :func:`compare_learned` turns it into
+        the report of :func:`honest_baselines`.
+    """
+    from ..linalg._krr import encode_targets
+
+    L, d = theta_tr.shape[0], int(n_classes)
+    Y, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
+    tick = on_fit or (lambda: None)
+    single = []
+    for l in range(L):
+        single.append(
+            _test_correct(theta_tr, theta_te, Y, y_te, np.eye(L)[[l] * d], ridge)
+        )
+        tick()
+    uniform = _test_correct(
+        theta_tr, theta_te, Y, y_te, np.full((d, L), 1.0 / L), ridge
+    )
+    tick()
+    depths, val_acc = [], []
+    for fit, val in splits:
+        l, acc = select_depth_on_validation(theta_tr, y_tr, fit, val, ridge=ridge)
+        depths.append(int(l))
+        val_acc.append(acc.tolist())
+        tick()
+    return {
+        "single_correct": np.stack(single),
+        "uniform_correct": uniform,
+        "validation_depths": depths,
+        "validation_accuracy_per_depth": val_acc,
+    }
+
+
+def compare_learned(
+    reference: dict, learned_correct: Any, *, confidence: float = 0.95, seed: int = 0
+) -> dict:
+    """Rows, intervals and paired tests from :func:`reference_baselines`' output.
+
+    Args:
+        reference: the output of :func:`reference_baselines` (arrays may be lists,
+            e.g. read back from JSON).
+        learned_correct: ``(K, m)`` booleans of the Omegas learned on the ``K``
+            splits (run 0 is the main one).
         confidence: level of every interval.
         seed: seed of the bootstraps.
 
     Returns:
-        ``{"rows": [learned, validation-selected depth, uniform, oracle],
-        "paired_tests": {...}, "confidence": ...}``, JSON-ready.
+        As :func:`honest_baselines`.
     """
-    from ..linalg._krr import encode_targets
-
-    om = np.asarray(omegas, dtype=np.float64)
-    K, d, L = om.shape
-    Y, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
-
-    def correct(omega):
-        return np.argmax(_krr_scores(theta_tr, theta_te, Y, omega, ridge), 1) == y_te
-
-    single = [correct(np.eye(L)[[l] * d]) for l in range(L)]
-    learned = [correct(om[k]) for k in range(K)]
-    depths, val_acc = [], []
-    for fit, val in splits:
-        l, acc = select_depth_on_validation(theta_tr, y_tr, fit, val, ridge=ridge)
-        depths.append(l)
-        val_acc.append(acc.tolist())
-    uniform = correct(np.full((d, L), 1.0 / L))
-    oracle = int(np.argmax([c.mean() for c in single]))
+    single = np.asarray(reference["single_correct"], dtype=bool)
+    uniform = np.asarray(reference["uniform_correct"], dtype=bool)
+    learned = np.asarray(learned_correct, dtype=bool)
+    depths = list(reference["validation_depths"])
+    oracle = int(np.argmax(single.mean(axis=1)))
     kw = {"confidence": confidence, "seed": seed}
     rows = [
         _row("learned Omega", learned[0], [c.mean() for c in learned], **kw),
@@ -214,8 +256,53 @@ def honest_baselines(
     return {
         "rows": rows,
         "paired_tests": tests,
-        "validation_accuracy_per_depth": val_acc,
+        "validation_accuracy_per_depth": list(
+            reference["validation_accuracy_per_depth"]
+        ),
         "confidence": confidence,
-        "n_splits": K,
+        "n_splits": len(learned),
         "single_depth_test_accuracy": [float(c.mean()) for c in single],
     }
+
+
+def honest_baselines(
+    theta_tr: np.ndarray,
+    theta_te: np.ndarray,
+    y_tr: np.ndarray,
+    y_te: np.ndarray,
+    *,
+    ridge: float,
+    omegas: Any,
+    splits: tuple,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    r"""Learned Omega against the validation-selected depth and the uniform mix.
+
+    :func:`reference_baselines` (what does not depend on the learned Omega, which
+    ``nftk fit`` computes before learning it and keeps for a resumed run) followed
+    by :func:`compare_learned`.
+
+    Args:
+        theta_tr: ``(L, n, n)`` training kernels; theta_te: ``(L, m, n)`` test ones.
+        y_tr, y_te: integer labels.
+        ridge: :math:`\rho`.
+        omegas: ``(K, d, L)`` Omegas learned on ``splits`` (run 0 is the main one).
+        splits: ``K`` (fit, validation) index pairs into the training set.
+        confidence: level of every interval.
+        seed: seed of the bootstraps.
+
+    Returns:
+        ``{"rows": [learned, validation-selected depth, uniform, oracle],
+        "paired_tests": {...}, "confidence": ...}``, JSON-ready.
+    """
+    from ..linalg._krr import encode_targets
+
+    om = np.asarray(omegas, dtype=np.float64)
+    K, d, L = om.shape
+    ref = reference_baselines(
+        theta_tr, theta_te, y_tr, y_te, ridge=ridge, splits=splits, n_classes=d
+    )
+    Y, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
+    learned = [_test_correct(theta_tr, theta_te, Y, y_te, o, ridge) for o in om]
+    return compare_learned(ref, learned, confidence=confidence, seed=seed)

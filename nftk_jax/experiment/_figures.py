@@ -1,7 +1,10 @@
 """The paper's interpretability figures (Fig. 2) and training curves.
 
 All figures use matplotlib's Agg backend (no display needed) and are written
-atomically through :mod:`nftk_jax.core._io`.
+atomically through :mod:`nftk_jax.core._io`. They are laid out by matplotlib's
+constrained layout, so no two texts overlap, even with long class names: the class
+names on x axes are rotated, every colorbar is labelled, and the tick labels are
+9 pt at 150 dpi (tests/test_figures.py checks the text boxes with the renderer).
 """
 
 from __future__ import annotations
@@ -16,11 +19,17 @@ from ..core._io import atomic_path
 from ..linalg._krr import check_omega
 
 __all__ = [
-    "row_normalise",
     "interpretability_matrices",
+    "omega_heatmaps_figure",
+    "omega_trajectory_figure",
     "plot_omega_heatmaps",
     "plot_omega_trajectory",
+    "row_normalise",
 ]
+
+#: Font sizes (points) of tick labels, axis labels and titles.
+TICK_PT, LABEL_PT, TITLE_PT = 9, 10, 11
+DPI = 150
 
 
 def _check_omega(omega: Any) -> np.ndarray:
@@ -71,7 +80,62 @@ def _plt():
 
 def _save(fig, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=DPI)
+
+
+def _heatmap(fig, ax, mat, xt, yt, xl, yl, title) -> None:
+    im = ax.imshow(mat, cmap="viridis", aspect="auto", vmin=0.0)
+    long_x = max((len(t) for t in xt), default=0) > 3
+    ax.set_xticks(range(len(xt)), xt, fontsize=TICK_PT)
+    if long_x:
+        for lab in ax.get_xticklabels():
+            lab.set_rotation(90)
+    ax.set_yticks(range(len(yt)), yt, fontsize=TICK_PT)
+    ax.set_xlabel(xl, fontsize=LABEL_PT)
+    ax.set_ylabel(yl, fontsize=LABEL_PT)
+    ax.set_title(title, fontsize=TITLE_PT)
+    cb = fig.colorbar(im, ax=ax, shrink=0.9)
+    cb.set_label("weight", fontsize=LABEL_PT)
+    cb.ax.tick_params(labelsize=TICK_PT)
+
+
+def omega_heatmaps_figure(
+    omega: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+):
+    """The matplotlib figure of :func:`plot_omega_heatmaps` (not saved)."""
+    m = interpretability_matrices(omega)
+    d, L = m["omega_n"].shape
+    names = list(class_names) if class_names is not None else [str(c) for c in range(d)]
+    if len(names) != d:
+        raise ValueError(f"class_names has {len(names)} names for {d} classes.")
+    names = [str(n) for n in names]
+    layers = [str(l + 1) for l in range(L)]
+    longest = max(len(n) for n in names)
+    plt = _plt()
+    width = 15.0 + 0.2 * max(longest - 6, 0)
+    fig, axes = plt.subplots(
+        1, 3, figsize=(width, 5.0 + 0.06 * longest), layout="constrained"
+    )
+    panels = [
+        (m["layer_layer"], layers, layers, "layer", "layer",
+         r"layer importance $\Omega_n^\top\Omega_n$"),
+        (m["class_class"], names, names, "class", "class",
+         r"class importance $\Omega_n\Omega_n^\top$"),
+        (m["omega_n"], layers, names, "layer", "class",
+         r"class-layer importance $\Omega_n$"),
+    ]  # fmt: skip
+    for ax, panel in zip(axes, panels, strict=True):
+        _heatmap(fig, ax, *panel)
+    fig.get_layout_engine().set(w_pad=0.15, wspace=0.08)
+    fig.suptitle(
+        (title + "  ·  " if title else "")
+        + f"{100 * m['sparsity']:.1f}% of the entries of Omega are zero",
+        fontsize=TITLE_PT + 1,
+    )
+    return fig
 
 
 def plot_omega_heatmaps(
@@ -81,55 +145,83 @@ def plot_omega_heatmaps(
     class_names: Sequence[str] | None = None,
     title: str | None = None,
 ) -> None:
-    """Fig. 2: layer-layer, class-class and class-layer heatmaps, labelled axes."""
-    m = interpretability_matrices(omega)
-    d, L = m["omega_n"].shape
-    names = list(class_names) if class_names is not None else [str(c) for c in range(d)]
-    if len(names) != d:
-        raise ValueError(f"class_names has {len(names)} names for {d} classes.")
-    layers = [str(l + 1) for l in range(L)]
+    """Fig. 2: layer-layer, class-class and class-layer heatmaps, labelled axes.
+
+    Args:
+        omega: ``(d, L)`` non-negative layer weights.
+        path: PNG destination.
+        class_names: ``d`` names for the class axes (default ``0 .. d-1``).
+        title: prefix of the figure title (e.g. data set, activation, depth).
+    """
+    fig = omega_heatmaps_figure(omega, class_names=class_names, title=title)
+    try:
+        _save(fig, path)
+    finally:
+        _plt().close(fig)
+
+
+def omega_trajectory_figure(
+    trajectory: Any,
+    *,
+    objective: Sequence[float] | None = None,
+    title: str | None = None,
+):
+    """The matplotlib figure of :func:`plot_omega_trajectory` (not saved)."""
+    import matplotlib as mpl
+
+    traj = np.asarray(trajectory, dtype=np.float64)
+    if traj.ndim != 3 or traj.shape[0] == 0:
+        raise ValueError(f"trajectory must have shape (steps, d, L), got {traj.shape}.")
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    panels = [
-        (
-            m["layer_layer"],
-            layers,
-            layers,
-            "layer",
-            "layer",
-            r"layer importance $\Omega_n^\top\Omega_n$",
-        ),
-        (
-            m["class_class"],
-            names,
-            names,
-            "class",
-            "class",
-            r"class importance $\Omega_n\Omega_n^\top$",
-        ),
-        (
-            m["omega_n"],
-            layers,
-            names,
-            "layer",
-            "class",
-            r"class-layer importance $\Omega_n$",
-        ),
-    ]
-    for ax, (mat, xt, yt, xl, yl, t) in zip(axes, panels, strict=True):
-        im = ax.imshow(mat, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(xt)), xt, fontsize=7)
-        ax.set_yticks(range(len(yt)), yt, fontsize=7)
-        ax.set_xlabel(xl)
-        ax.set_ylabel(yl)
-        ax.set_title(t)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.suptitle(
-        (title + "  ·  " if title else "")
-        + f"{100 * m['sparsity']:.1f}% of the entries of Omega are zero"
+    ncols = 2 if objective is not None else 1
+    fig, axes = plt.subplots(
+        1, ncols, figsize=(6.5 * ncols, 4.5), squeeze=False, layout="constrained"
     )
-    _save(fig, path)
-    plt.close(fig)
+    ax = axes[0, 0]
+    steps = np.arange(traj.shape[0])
+    L = traj.shape[2]
+    cmap = mpl.colormaps["viridis"].resampled(L)
+    norm = mpl.colors.BoundaryNorm(np.arange(0.5, L + 1.5), L)
+    for c in range(traj.shape[1]):
+        for l in range(L):
+            ax.plot(steps, traj[:, c, l], color=cmap(l), lw=0.9, alpha=0.8)
+    ax.set_xlabel("Omega step", fontsize=LABEL_PT)
+    ax.set_ylabel(r"$\Omega_{c,l}$ (one line per class and layer)", fontsize=LABEL_PT)
+    ax.set_title("Omega trajectory", fontsize=TITLE_PT)
+    ax.tick_params(labelsize=TICK_PT)
+    cb = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+    cb.set_label("layer l", fontsize=LABEL_PT)
+    cb.set_ticks(_layer_ticks(L))
+    cb.ax.tick_params(labelsize=TICK_PT)
+    if objective is not None:
+        _objective_panel(axes[0, 1], objective)
+    if title:
+        fig.suptitle(title, fontsize=TITLE_PT + 1)
+    return fig
+
+
+def _layer_ticks(L: int) -> list[int]:
+    step = max(1, int(np.ceil(L / 10)))
+    return list(range(1, L + 1, step))
+
+
+def _objective_panel(ax, objective: Sequence[float]) -> None:
+    import matplotlib.ticker as mticker
+
+    obj = np.asarray(objective, dtype=float)
+    ax.plot(np.arange(len(obj)), obj, marker="o", ms=3)
+    ax.set_xlabel("Omega step", fontsize=LABEL_PT)
+    ax.set_ylabel("objective", fontsize=LABEL_PT)
+    positive = obj[np.isfinite(obj) & (obj > 0)]
+    if positive.size and positive.max() / positive.min() > 10:
+        ax.set_yscale("log")
+    else:  # less than a decade: plain numbers, no crowded log minor labels
+        fmt = mticker.ScalarFormatter(useOffset=False)
+        fmt.set_powerlimits((-3, 4))
+        ax.yaxis.set_major_formatter(fmt)
+        ax.yaxis.set_major_locator(mticker.MaxNLocator(6))
+    ax.set_title("objective", fontsize=TITLE_PT)
+    ax.tick_params(labelsize=TICK_PT)
 
 
 def plot_omega_trajectory(
@@ -137,36 +229,19 @@ def plot_omega_trajectory(
     path: str | os.PathLike,
     *,
     objective: Sequence[float] | None = None,
+    title: str | None = None,
 ) -> None:
-    """Omega entries over MKL steps (one line per class-layer pair) and the objective.
+    """Omega entries over the steps (coloured by layer, with a colorbar) and the
+    objective.
 
     Args:
         trajectory: (steps, d, L) Omega after each step.
         path: PNG destination.
         objective: optional objective value per step, drawn in a second panel.
+        title: optional figure title (e.g. data set, activation, depth).
     """
-    traj = np.asarray(trajectory, dtype=np.float64)
-    if traj.ndim != 3 or traj.shape[0] == 0:
-        raise ValueError(f"trajectory must have shape (steps, d, L), got {traj.shape}.")
-    plt = _plt()
-    ncols = 2 if objective is not None else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.2), squeeze=False)
-    ax = axes[0, 0]
-    steps = np.arange(traj.shape[0])
-    flat = traj.reshape(traj.shape[0], -1)
-    cmap = plt.get_cmap("viridis")
-    L = traj.shape[2]
-    for j in range(flat.shape[1]):
-        ax.plot(steps, flat[:, j], color=cmap((j % L) / max(L - 1, 1)), lw=0.8)
-    ax.set_xlabel("MKL step")
-    ax.set_ylabel(r"$\Omega_{c,l}$ (colour: layer)")
-    ax.set_title("Omega trajectory")
-    if objective is not None:
-        ax2 = axes[0, 1]
-        ax2.plot(np.arange(len(objective)), np.asarray(objective, dtype=float))
-        ax2.set_xlabel("MKL step")
-        ax2.set_ylabel("objective")
-        ax2.set_yscale("log")
-        ax2.set_title("objective")
-    _save(fig, path)
-    plt.close(fig)
+    fig = omega_trajectory_figure(trajectory, objective=objective, title=title)
+    try:
+        _save(fig, path)
+    finally:
+        _plt().close(fig)

@@ -517,8 +517,19 @@ def _sq_dist(a: Any, b: Any) -> jax.Array:
     )
 
 
-def _run(step_fn: Callable, state: Any, args: tuple, *, steps: int, log_every: int):
+def _run(
+    step_fn: Callable,
+    state: Any,
+    args: tuple,
+    *,
+    steps: int,
+    log_every: int,
+    progress: bool | str = False,
+):
     """Run ``steps`` of ``step_fn`` in jitted blocks of ``log_every`` (a ``lax.scan``).
+
+    ``progress`` shows a bar over the steps (a string labels it); each block is
+    then waited for, so the bar shows real progress.
 
     Returns ``(state, block_ends, metrics, seconds, compile_seconds)`` where
     ``metrics`` maps a name to a list of per-block ``(length,)`` arrays.
@@ -542,10 +553,21 @@ def _run(step_fn: Callable, state: Any, args: tuple, *, steps: int, log_every: i
     compile_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     outs, start = [], 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        label = progress if isinstance(progress, str) else "training"
+        bar = tqdm(total=steps, desc=label, unit="step", leave=False)
     for ln in lengths:
         state, metrics = compiled[ln](state, np.int32(start), args)
         start += ln
         outs.append((start, metrics))
+        if bar is not None:
+            jax.block_until_ready(state)
+            bar.update(ln)
+    if bar is not None:
+        bar.close()
     jax.block_until_ready(state)
     seconds = time.perf_counter() - t0
     ends = np.array([e for e, _ in outs], dtype=np.int64)
@@ -655,6 +677,7 @@ def train_network(
     params0: Any = None,
     dtype: Any = None,
     log_every: int | None = None,
+    progress: bool | str = False,
 ) -> TrainResult:
     r"""Train the finite network for a fixed :math:`\Omega` with optax.
 
@@ -696,6 +719,7 @@ def train_network(
         params0: start from these parameters instead of a fresh initialisation.
         dtype: ``float32`` / ``float64``; ``None``: float64 when x64 is enabled.
         log_every: steps per history record; ``None``: ``max(1, steps // 100)``.
+        progress: a progress bar over the steps (a string labels it).
 
     Returns:
         A :class:`TrainResult`.
@@ -751,7 +775,7 @@ def train_network(
     state = (params0, opt.init(params0))
     args = (xj, yj, heads0, params0, weights, k_batch)
     (params, _), ends, metrics, seconds, _ = _run(
-        step_fn, state, args, steps=steps, log_every=log_every
+        step_fn, state, args, steps=steps, log_every=log_every, progress=progress
     )
     history = History(
         step=ends,

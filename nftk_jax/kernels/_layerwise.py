@@ -280,11 +280,13 @@ def _scale(spec: MLP | RNN) -> float:
     return getattr(spec, _scale_name(spec))
 
 
-def _progress(total: int, enabled: bool, desc: str):
+def _progress(total: int, enabled: bool | str, desc: str):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
+    if isinstance(enabled, str):
+        desc = enabled
     return tqdm(total=total, desc=desc, unit="tile")
 
 
@@ -298,7 +300,7 @@ def layerwise_kernels(
     memory_budget: int | None = None,
     dtype: Any = None,
     devices: Sequence | None | bool = None,
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> jax.Array | tuple[jax.Array, ...]:
     r"""Every layerwise kernel :math:`\Theta^{(1..L)}(x_1, x_2)` from one recursion.
 
@@ -314,7 +316,8 @@ def layerwise_kernels(
         dtype: ``float32`` or ``float64``; ``None``: float64 when x64 is enabled.
         devices: devices to shard tile rows over; ``None``: all local devices;
             ``False``: no sharding.
-        progress: show a progress bar over tiles.
+        progress: show a progress bar over tiles; a string also labels it (e.g.
+            ``"train kernels"``).
 
     Returns:
         ``(L, n1, n2)`` for a single ``get``; a tuple of those, in order, otherwise.

@@ -113,7 +113,8 @@ def encode_targets(
 
     Integer labels ``(n,)`` in ``[0, n_classes)`` become one-hot rows, centred
     (``onehot - 1/d``) when ``center`` is true; a float ``(n, d)`` matrix is used as
-    given. Returns ``(Y, is_classification)``.
+    given. Integer ``(n, 1)`` arrays are refused: they are ambiguous between
+    labels and one regression output. Returns ``(Y, is_classification)``.
     """
     arr = np.asarray(y)
     if arr.ndim == 0 or arr.shape[0] != n:
@@ -154,6 +155,12 @@ def encode_targets(
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be (n,) labels or (n, d) targets, got {arr.shape}."
+        )
+    if arr.shape[1] == 1 and arr.dtype.kind in "iub":
+        raise ValueError(
+            f"{name} has shape {arr.shape} with integer values: class labels must be "
+            f"1-D, so pass {name}.ravel() for classification, or "
+            f"{name}.astype(float) for single-output regression."
         )
     out = np.asarray(arr, dtype=np.float64)
     if not np.all(np.isfinite(out)):

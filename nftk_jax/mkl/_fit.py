@@ -53,6 +53,7 @@ from ._objectives import (
     objective_gradient,
     objective_value,
 )
+from ._ridge import RIDGE_METHODS, select_ridge_for_labels
 
 __all__ = [
     "MKLHistory",
@@ -118,6 +119,11 @@ class NFTKResult(NamedTuple):
     x_train: np.ndarray | None = None  # (n, features) training inputs, else None
     kernel_dtype: Any = None  # dtype the kernels were computed in (fit_mkl)
     n_evaluations: int = 0  # Omegas at which the d systems were solved (this run)
+
+    def __repr__(self) -> str:
+        from ._summary import result_repr
+
+        return result_repr(self)
 
     def predict_kernels(self, theta_cross: Any) -> np.ndarray:
         """Raw scores ``(m, d)`` from test-vs-train kernels ``(L, m, n)``."""
@@ -791,7 +797,12 @@ def _fit(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=state.step, desc="Omega steps")
+        bar = tqdm(  # no ETA: the learner usually stops long before `steps`
+            total=steps,
+            initial=state.step,
+            desc=f"Omega steps (at most {steps})",
+            bar_format="{desc}: {n_fmt} [{elapsed}, {rate_fmt}{postfix}]",
+        )
 
     while not state.stop_reason and state.step < steps:
         omega, g, f = state.omega, state.grad, state.value
@@ -856,6 +867,7 @@ def _fit(
         if state.stop_reason or state.step % checkpoint_every == 0:
             save(state)
         if bar is not None:
+            bar.set_postfix(objective=f"{state.value:.4g}", refresh=False)
             bar.update()
         if callback is not None:
             info = MKLStep(
@@ -869,7 +881,9 @@ def _fit(
                 state = state._replace(stop_reason="callback")
                 save(state)
                 break
-    if bar is not None:
+    if bar is not None:  # the total becomes the steps really taken
+        bar.total = state.step
+        bar.set_description_str(f"Omega steps ({state.stop_reason or 'steps'})")
         bar.close()
     if not state.stop_reason:
         state = state._replace(stop_reason="steps")
@@ -1074,7 +1088,10 @@ def fit_mkl(
         y: ``(n,)`` integer labels or ``(n, d)`` targets.
         x_val: optional validation inputs (then no split is made).
         y_val: their labels/targets.
-        ridge: :math:`\rho > 0`.
+        ridge: :math:`\rho > 0`, or ``'loo'`` / ``'gcv'``: selected in closed
+            form (:func:`~nftk_jax.mkl._ridge.select_ridge`) on the kernels
+            :math:`\Omega` is learned on, for the uniform mix, as ``nftk fit
+            --ridge loo`` does (``relative_ridge`` is then ignored).
         objective: see :func:`fit_mkl_kernels`.
         validation_fraction: fraction held out when splitting, in ``(0, 1)``.
         seed: seed of the split.
@@ -1125,9 +1142,15 @@ def fit_mkl(
         )
         if is_clf and options.get("n_classes") is None:
             options["n_classes"] = int(np.max(y_arr.astype(np.int64))) + 1
-        rho = check_ridge(ridge)
+        rho = _ridge_or_method(ridge, kernel_storage)
 
-        def scaled(theta) -> float:
+        def scaled(theta, y_fit=None) -> float:
+            if isinstance(rho, str):
+                sel = select_ridge_for_labels(
+                    theta, y_arr if y_fit is None else y_fit, rho,
+                    n_classes=options.get("n_classes"),
+                )  # fmt: skip
+                return sel.ridge
             if not relative_ridge:
                 return rho
             diag = np.diagonal(np.asarray(theta), axis1=1, axis2=2)
@@ -1181,7 +1204,7 @@ def fit_mkl(
                 y_arr[tr],
                 theta_val=theta_all[:, va][:, :, tr],
                 y_val=y_arr[va],
-                ridge=scaled(theta_tr),
+                ridge=scaled(theta_tr, y_arr[tr]),
                 objective=objective,
                 progress=progress,
                 memory_budget=memory_budget,
@@ -1206,6 +1229,23 @@ def fit_mkl(
             )
             x_train = xx
     return res._replace(spec=spec, x_train=np.asarray(x_train), kernel_dtype=dt)
+
+
+def _ridge_or_method(ridge: Any, kernel_storage: str) -> float | str:
+    """A ridge > 0, or a selection method name of :data:`RIDGE_METHODS`."""
+    if isinstance(ridge, str):
+        if ridge not in RIDGE_METHODS:
+            raise ValueError(
+                f"ridge={ridge!r} is unknown; pass a number > 0 or one of "
+                f"{list(RIDGE_METHODS)} to select it in closed form."
+            )
+        if kernel_storage != "memory":
+            raise ValueError(
+                f"ridge={ridge!r} selects the ridge from the cached kernels; with "
+                f"kernel_storage={kernel_storage!r} pass a number."
+            )
+        return ridge
+    return check_ridge(ridge)
 
 
 def _refit(res: NFTKResult, theta, y_arr, options, memory_budget) -> NFTKResult:

@@ -22,10 +22,15 @@ so one decomposition per class evaluates a whole grid of ridges in
                     {\big(\sum_k \rho / (s_k + \rho)\big)^2}.
 
 One ridge is shared by all classes: the per-class scores are summed.
+
+When the best score sits on the first or last grid point, the true optimum may lie
+beyond the grid: :func:`select_ridge` then warns (:class:`RidgeGridEdgeWarning`),
+naming the edge and how to extend the grid.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -36,7 +41,14 @@ from ..core._validation import check_positive_int, resolve_dtype
 from ..linalg._krr import combine_kernels
 from ..linalg._solvers import check_system
 
-__all__ = ["RIDGE_METHODS", "RidgeSelection", "default_ridge_grid", "select_ridge"]
+__all__ = [
+    "RIDGE_METHODS",
+    "RidgeGridEdgeWarning",
+    "RidgeSelection",
+    "default_ridge_grid",
+    "grid_edge",
+    "select_ridge",
+]
 
 #: Criteria understood by :func:`select_ridge`.
 RIDGE_METHODS = ("loo", "gcv")
@@ -49,6 +61,42 @@ class RidgeSelection(NamedTuple):
     grid: np.ndarray  # (G,) float64: ridges evaluated, in the order given
     scores: np.ndarray  # (G,) float64: criterion summed over classes, per ridge
     method: str  # 'loo' or 'gcv'
+
+
+class RidgeGridEdgeWarning(UserWarning):
+    """The selected ridge is the smallest or largest ridge of the grid."""
+
+
+def grid_edge(selection: RidgeSelection) -> str | None:
+    """``'lower'`` or ``'upper'`` when the selected ridge is a grid edge, else None.
+
+    Example:
+        >>> sel = RidgeSelection(1.0, np.array([1.0, 2.0, 3.0]), np.zeros(3), "loo")
+        >>> grid_edge(sel), grid_edge(sel._replace(ridge=2.0))
+        ('lower', None)
+    """
+    g = np.asarray(selection.grid)
+    if g.size < 2:
+        return None
+    if selection.ridge == g.min():
+        return "lower"
+    if selection.ridge == g.max():
+        return "upper"
+    return None
+
+
+def _edge_message(sel: RidgeSelection, edge: str) -> str:
+    g = np.asarray(sel.grid)
+    lo, hi = float(g.min()), float(g.max())
+    side = "below" if edge == "lower" else "above"
+    factor = 1e-3 if edge == "lower" else 1e3
+    ext = (lo * factor, hi) if edge == "lower" else (lo, hi * factor)
+    return (
+        f"select_ridge: {sel.method!r} picked ridge={sel.ridge:.3g}, the {edge} edge "
+        f"of its grid [{lo:.3g}, {hi:.3g}]; the best ridge may lie {side} it. Extend "
+        f"the grid, e.g. grid=np.geomspace({ext[0]:.3g}, {ext[1]:.3g}, 40), or pass "
+        "a ridge value."
+    )
 
 
 def _mean_diagonal(k: jax.Array) -> float:
@@ -131,6 +179,9 @@ def select_ridge(
 
     Returns:
         A :class:`RidgeSelection`; ``ridge = grid[argmin(scores)]``.
+
+    Warns:
+        RidgeGridEdgeWarning: the selected ridge is the first or last grid point.
     """
     if method not in RIDGE_METHODS:
         raise ValueError(f"method must be one of {RIDGE_METHODS}, got {method!r}.")
@@ -144,4 +195,25 @@ def select_ridge(
     per_class = fn(u, jnp.maximum(s, 0.0), yy, jnp.asarray(g, dtype))
     scores = np.asarray(jnp.sum(per_class, axis=0), dtype=np.float64)
     best = int(np.nanargmin(scores))
-    return RidgeSelection(float(g[best]), g, scores, method)
+    sel = RidgeSelection(float(g[best]), g, scores, method)
+    edge = grid_edge(sel)
+    if edge is not None:
+        warnings.warn(_edge_message(sel, edge), RidgeGridEdgeWarning, stacklevel=2)
+    return sel
+
+
+def select_ridge_for_labels(
+    theta: Any, y: Any, method: str, *, n_classes: int | None = None
+) -> RidgeSelection:
+    r""":func:`select_ridge` for labels or targets ``y``, on the uniform mix.
+
+    This is what ``fit_mkl(ridge='loo')`` and ``nftk fit --ridge loo`` use: the
+    targets are encoded as in the learner (centred one-hot for labels) and every
+    class mixes the layers uniformly, :math:`\Omega_{cl} = 1/L`.
+    """
+    from ..linalg._krr import encode_targets
+
+    th = np.asarray(theta)
+    Y, _ = encode_targets(y, th.shape[1], n_classes=n_classes, name="y")
+    omega = np.full((Y.shape[1], th.shape[0]), 1.0 / th.shape[0])
+    return select_ridge(th, Y, omega, method=method)

@@ -1,0 +1,313 @@
+r"""The stages of one ``nftk fit`` run (:func:`~nftk_jax.experiment._run_fit.run_fit`).
+
+Kernels, ridge, baselines (cached in ``baselines.json``), Omega learning (the main
+split with its checkpoint, then ``K - 1`` further splits), evaluation against the
+baselines, files and figures; each stage is timed and the peak resident memory
+after it recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from ..core._io import write_json, write_npy
+from ._run_ridge import choose_ridge as _choose_ridge
+
+__all__ = ["peak_rss_gib", "run_stages"]
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far, in GiB (NaN where unknown).
+
+    ``metrics['peak_rss_gib']`` records it after every stage, so the stage that
+    sets the peak can be read off a run.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover (Windows)
+        return float("nan")
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 2**20  # Linux reports KiB
+
+
+def _bar(total: int, desc: str, enabled: bool, unit: str = "it"):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit)
+
+
+def _splits(y_tr: np.ndarray, config: dict) -> tuple:
+    """The ``K`` (fit, validation) splits; run 0 is the one ``fit_mkl`` makes.
+
+    Run 0 also selects the single depth when the objective needs no validation
+    part; with ``bootstrap`` the further runs resample their fitting parts.
+    """
+    from ..mkl._stability import resample_splits
+
+    K = int(config["resamples"])
+    kw = {"validation_fraction": config["validation_fraction"], "seed": config["seed"]}
+    splits = resample_splits(y_tr, max(K, 2), **kw)[:K]
+    if config["bootstrap"] and K > 1:  # run 0 stays the run's own split
+        splits = splits[:1] + resample_splits(y_tr, K, bootstrap=True, **kw)[1:]
+    return splits
+
+
+def _baselines(theta_tr, theta_te, y_tr, y_te, ridge, splits, d, progress) -> dict:
+    """Test predictions of every single depth and of the uniform mix, and the depth
+    each validation split selects (what the learned Omega is compared with)."""
+    from ._baselines import reference_baselines
+
+    L = theta_tr.shape[0]
+    bar = _bar(
+        L + 1 + len(splits), "baselines (single depths, uniform mix, depth selection)",
+        progress, unit="fit",
+    )  # fmt: skip
+    ref = reference_baselines(
+        theta_tr, theta_te, y_tr, y_te, ridge=ridge, splits=splits, n_classes=d,
+        on_fit=None if bar is None else bar.update,
+    )  # fmt: skip
+    if bar is not None:
+        bar.close()
+    for key in ("single_correct", "uniform_correct"):  # compact in baselines.json
+        ref[key] = np.asarray(ref[key], dtype=np.int8)
+    return ref
+
+
+def _kernels(spec, x_tr, x_te, normalize, dtype, progress, log):
+    from ..kernels._layerwise import layerwise_kernels
+
+    L = spec.depth
+    log(f"layerwise NTKs: {L} layers, {len(x_tr)} train x {len(x_te)} test inputs")
+    tr_label = "train kernels" if progress else False
+    te_label = "test kernels" if progress else False
+    theta_tr = np.asarray(layerwise_kernels(spec, x_tr, dtype=dtype, progress=tr_label))
+    theta_te = np.asarray(
+        layerwise_kernels(spec, x_te, x_tr, dtype=dtype, progress=te_label)
+    )
+    scale = np.mean(np.diagonal(theta_tr, axis1=1, axis2=2), axis=1)
+    if normalize == "trace":  # in place: no second copy of the kernels
+        if not theta_tr.flags.writeable:
+            theta_tr = np.array(theta_tr)
+        if not theta_te.flags.writeable:
+            theta_te = np.array(theta_te)
+        theta_tr /= scale[:, None, None].astype(theta_tr.dtype)
+        theta_te /= scale[:, None, None].astype(theta_te.dtype)
+    else:
+        scale = np.ones(L)
+    return theta_tr, theta_te, scale
+
+
+def _learn_omega(theta_tr, y_tr, ridge_value, config, d, splits, ckpt, progress, log):
+    from ..mkl._fit import fit_mkl_kernels
+
+    objective = config["objective"]
+    if objective == "val_mse":
+        fit_idx, val_idx = splits[0]
+        theta_fit = theta_tr[:, fit_idx][:, :, fit_idx]
+        theta_val = theta_tr[:, val_idx][:, :, fit_idx]
+        y_fit, y_val = y_tr[fit_idx], y_tr[val_idx]
+    else:
+        theta_fit, theta_val, y_fit, y_val = theta_tr, None, y_tr, None
+    log(f"learning Omega: objective={objective}, constraint={config['constraint']}")
+    return fit_mkl_kernels(
+        theta_fit,
+        y_fit,
+        theta_val=theta_val,
+        y_val=y_val,
+        ridge=ridge_value,
+        objective=objective,
+        constraint=config["constraint"],
+        steps=config["steps"],
+        tol=config["tol"],
+        solver=config["solver"],
+        n_classes=d,
+        checkpoint=ckpt,
+        progress=progress,
+    )
+
+
+def _learn_resamples(theta_tr, y_tr, ridge_value, config, d, splits, progress, log):
+    """Omegas ``(K - 1, d, L)`` learned on the further splits (no checkpoints)."""
+    from ..mkl._stability import fit_split
+
+    if len(splits) < 2:
+        return []
+    log(f"learning Omega on {len(splits) - 1} more validation splits")
+    bar = _bar(len(splits) - 1, "Omega on more splits", progress, unit="split")
+    omegas = []
+    for fit_idx, val_idx in splits[1:]:
+        omegas.append(fit_split(
+            theta_tr, y_tr, fit_idx, val_idx, ridge=ridge_value,
+            constraint=config["constraint"], steps=config["steps"], tol=config["tol"],
+            solver=config["solver"], n_classes=d,
+        ))  # fmt: skip
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return omegas
+
+
+def _ridge_and_baselines(theta_tr, theta_te, y_tr, y_te, ctx, lap) -> dict:
+    """The ridge and the baselines: from baselines.json when a run resumes."""
+    from ..linalg._krr import encode_targets
+
+    cached = ctx["out"] / "baselines.json"
+    if cached.is_file():
+        base = json.loads(cached.read_text())
+        lap("ridge_s")
+        info = base["ridge"]
+        ctx["log"](f"ridge = {info['value']:.4g} ({info['rule']}; reused)")
+        lap("baselines_s")
+        return base
+    config, d = ctx["config"], ctx["d"]
+    y_enc, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
+    info = _choose_ridge(
+        theta_tr, y_enc, config["ridge"], ctx["ridge_grid"], ctx["log"]
+    )
+    lap("ridge_s")
+    ctx["log"](f"ridge = {info['value']:.4g} ({info['rule']})")
+    base = _baselines(
+        theta_tr, theta_te, y_tr, y_te, info["value"], ctx["splits"], d,
+        ctx["progress"],
+    )  # fmt: skip
+    base["ridge"] = info
+    write_json(cached, base)
+    lap("baselines_s")
+    return base
+
+
+def _evaluate(theta_tr, theta_te, y_tr, y_te, omegas, base, d, seed) -> dict:
+    """Test predictions of the learned Omegas against the baselines."""
+    from ..linalg._krr import encode_targets
+    from ._baselines import _test_correct, compare_learned
+
+    Y, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
+    ridge = base["ridge"]["value"]
+    learned = [_test_correct(theta_tr, theta_te, Y, y_te, o, ridge) for o in omegas]
+    return compare_learned(base, learned, seed=seed)
+
+
+def run_stages(spec, dataset, out, config, *, dtype, progress, log, ridge_grid):
+    y_tr, y_te = np.asarray(dataset.y_train), np.asarray(dataset.y_test)
+    d = len(dataset.classes)
+    timings: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+        peaks[name.removesuffix("_s")] = peak_rss_gib()
+
+    theta_tr, theta_te, scale = _kernels(
+        spec, np.asarray(dataset.x_train), np.asarray(dataset.x_test),
+        config["normalize"], dtype, progress, log,
+    )  # fmt: skip
+    lap("kernels_s")
+    splits = _splits(y_tr, config)
+    ctx = dict(out=out, config=config, d=d, splits=splits, ridge_grid=ridge_grid,
+               progress=progress, log=log)  # fmt: skip
+    base = _ridge_and_baselines(theta_tr, theta_te, y_tr, y_te, ctx, lap)
+    ridge = base["ridge"]["value"]
+    result = _learn_omega(
+        theta_tr, y_tr, ridge, config, d, splits, out / "checkpoint.npz", progress, log
+    )
+    omegas = [np.asarray(result.omega)]
+    omegas += _learn_resamples(theta_tr, y_tr, ridge, config, d, splits, progress, log)
+    lap("omega_learning_s")
+    baselines = _evaluate(
+        theta_tr, theta_te, y_tr, y_te, omegas, base, d, config["seed"]
+    )
+    del theta_tr, theta_te
+    lap("evaluation_s")
+    metrics = _metrics(result, baselines, base["ridge"], scale, timings)
+    _write_results(out, dataset, config, result, scale, metrics, omegas, splits)
+    lap("files_s")
+    metrics["timings_s"] = timings
+    metrics["peak_rss_gib"] = peaks
+    write_json(out / "metrics.json", metrics)  # last: it marks the run finished
+    return metrics
+
+
+def _metrics(result, baselines, ridge_info, scale, timings) -> dict:
+    rows = baselines["rows"]
+    single = [float(v) for v in baselines.pop("single_depth_test_accuracy")]
+    hist = result.history
+    return {
+        "accuracy": {
+            "learned_omega": rows[0]["test_accuracy"],
+            "validation_selected_single_depth": rows[1]["test_accuracy"],
+            "validation_selected_depth": rows[1]["depth"],
+            "uniform_omega": rows[2]["test_accuracy"],
+            "oracle_best_single_depth": rows[3]["test_accuracy"],
+            "oracle_best_depth": rows[3]["depth"],
+            "single_depth": single,
+        },
+        "baselines": baselines,
+        "sparsity": float(np.mean(np.asarray(result.omega) == 0)),
+        "ridge": ridge_info,
+        "kernel_scale": scale,
+        "converged": bool(result.converged),
+        "stop_reason": result.stop_reason,
+        "n_steps": int(result.n_steps),
+        "history": {
+            "objective": np.asarray(hist.objective),
+            "grad_norm": np.asarray(hist.grad_norm),
+            "sparsity": np.asarray(hist.sparsity),
+        },
+        "timings_s": timings,
+    }
+
+
+def _stability(out, omegas, splits, config) -> Any:
+    """``K > 1``: the Omegas' stability, saved as omega_resamples.npy."""
+    from ..mkl._stability import summarise_omegas
+
+    st = summarise_omegas(
+        np.stack(omegas), splits=splits, bootstrap=config["bootstrap"]
+    )
+    write_npy(out / "omega_resamples.npy", st.omegas)
+    return st
+
+
+def _write_results(out, dataset, config, result, scale, metrics, omegas, splits):
+    from ._figures import plot_omega_heatmaps, plot_omega_trajectory
+
+    omega = np.asarray(result.omega)
+    hist = result.history
+    classes = list(dataset.classes)
+    write_npy(out / "omega.npy", omega)
+    write_npy(out / "omega_raw.npy", omega / scale[None, :])
+    write_npy(out / "omega_trajectory.npy", np.asarray(hist.omega))
+    plot_omega_heatmaps(
+        omega, out / "fig2_omega.png", class_names=classes, title=config["title"]
+    )
+    if len(omegas) > 1:
+        from ._stability_figures import plot_omega_stability
+
+        st = _stability(out, omegas, splits, config)
+        metrics["stability"] = {
+            k: getattr(st, k)
+            for k in ("mean", "lower", "upper", "confidence", "selection_frequency",
+                      "rank_correlation", "mean_rank_correlation")
+        }  # fmt: skip
+        plot_omega_stability(
+            st, out / "fig2_omega_stability.png", class_names=classes,
+            title=config["title"],
+        )  # fmt: skip
+    if len(hist.objective) > 0:
+        plot_omega_trajectory(
+            np.asarray(hist.omega),
+            out / "omega_trajectory.png",
+            objective=np.asarray(hist.objective).tolist(),
+            title=config["title"],
+        )

@@ -1,0 +1,65 @@
+"""The memory estimate of ``nftk fit`` against measured peaks; the guard using it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nftk_jax.experiment._memory import fit_peak_bytes, fit_stage_floats
+
+
+def test_guard_uses_the_estimate(monkeypatch):
+    import nftk_jax.linalg._solvers as solvers
+    from nftk_jax.experiment._run_fit import _check_memory
+
+    monkeypatch.setattr(solvers, "default_memory_budget", lambda: 2**30)  # 2 GiB RAM
+    need = fit_peak_bytes(3000, 500, 10, 10)
+    with pytest.raises(ValueError) as info:
+        _check_memory(3000, 500, 10, 10, None)
+    assert str(info.value) == (
+        f"n_train=3000 with 10 layers needs about {need / 2**30:.1f} GiB at its peak "
+        "(cached kernels, their copies and the per-class solves), more than this "
+        "machine's 2.0 GiB; lower n_train (--n-train)."
+    )
+    _check_memory(300, 100, 10, 10, None)  # 0.34 GiB: fits
+
+
+def test_stage_model_counts_every_array():
+    """Evaluation: theta (L n^2) and its JAX copy, d kernels, their shifted copies
+    and factors, the test kernels (L n m) and their copy."""
+    n, m, L, d = 100, 30, 4, 3
+    s = fit_stage_floats(n, m, L, d)
+    assert s["evaluation"] == 2 * L * n * n + 3 * d * n * n + 2 * L * n * m
+    assert fit_peak_bytes(n, m, L, d, dtype=np.float32) < fit_peak_bytes(n, m, L, d)
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [800, 1600])
+def test_estimate_within_20_percent_of_the_measured_peak(n, tmp_path):
+    """Peak resident memory of a real ``nftk fit`` (getrusage, recorded after every
+    stage in metrics.json) against :func:`fit_peak_bytes`."""
+    argv = ["fit", "--n-train", str(n), "--n-test", str(n // 4), "--steps", "2"]
+    argv += ["--no-progress", "--out", str(tmp_path), "--name", "m"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "nftk_jax.cli", *argv],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    measured = max(metrics["peak_rss_gib"].values())
+    estimate = fit_peak_bytes(n, n // 4, 10, 10) / 2**30
+    assert abs(estimate - measured) <= 0.2 * measured, (estimate, measured)
