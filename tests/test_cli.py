@@ -402,6 +402,7 @@ def test_interpret_end_to_end(fit_run, tmp_path, capsys):
     assert metrics["rank_correlation"] == res["rank_correlation"]
     line = next(s for s in out.splitlines() if s.startswith("time"))
     assert "kernel Omega" in line and "finite network" in line
+    assert "evaluation, files and figure" in line and line.endswith("other 0.0 s")
     # another setting under the same name is refused before any work
     before = sorted(p.name for p in (tmp_path / "itp").iterdir())
     argv[argv.index("--width") + 1] = "16"

@@ -266,6 +266,7 @@ def test_labelled_bars_and_a_time_line_that_adds_up(tmp_path, capsys):
     assert main(argv) == 0
     cap = capsys.readouterr()
     assert "baselines (single depths, uniform mix, depth selection)" in cap.err
+    assert "[nftk] evaluating: test predictions of the learned Omega," in cap.err
     metrics = json.loads((tmp_path / "p" / "metrics.json").read_text())
     n, reason = metrics["n_steps"], metrics["stop_reason"]
     assert f"Omega steps ({reason}): {n} [" in cap.err.split("\r")[-1]

@@ -399,6 +399,8 @@ def cmd_interpret(args) -> int:
     stages = [("start-up", startup)] * (startup > 0) + [("data", t_data)]
     stages += [("kernel Omega", t["kernel_omega_s"])]
     stages += [("finite network", t["finite_training_s"])]
+    rest = total - t_data - t["kernel_omega_s"] - t["finite_training_s"]
+    stages += [("evaluation, files and figure", rest)]
     print(time_line(total + startup, stages))
     return 0
 

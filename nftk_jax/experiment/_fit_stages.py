@@ -224,6 +224,10 @@ def run_stages(spec, dataset, out, config, *, dtype, progress, log, ridge_grid):
     omegas = [np.asarray(result.omega)]
     omegas += _learn_resamples(theta_tr, y_tr, ridge, config, d, splits, progress, log)
     lap("omega_learning_s")
+    log(
+        f"evaluating: test predictions of the learned Omega"
+        f"{'s' if len(omegas) > 1 else ''}, bootstrap intervals, McNemar tests"
+    )
     baselines = _evaluate(
         theta_tr, theta_te, y_tr, y_te, omegas, base, d, config["seed"]
     )
