@@ -1,28 +1,36 @@
-"""Benchmark of the layerwise kernel engine, every figure from one run.
+"""Benchmark of the layerwise kernel engines, fast vs stax side by side in one run.
 
-(i)   one-pass multi-head kernels vs a loop of L stand-alone depth-l kernel_fns,
-      both jitted, float32, for each requested L;
-(ii)  throughput in kernel entries x layers per second;
-(iii) a streamed layerwise_matvec at large n (never materialising (L, n, n)) with
-      the process's peak resident memory.
+(a) ``layerwise_kernels`` (all L heads, x against itself) with ``engine='fast'``
+    and ``engine='stax'``, float32 and float64, and the input Gram GEMM
+    ``x @ x.T`` alone (the floor: the fast engine's target is <= 3x it in float32);
+(b) the fast engine's row-chunk size (cache-sized blocks through all L layers vs
+    the whole tile per layer);
+(c) the streamed Omega-weighted ``layerwise_matvec`` at large n, each engine in its
+    own subprocess so that its peak resident memory is its own;
+(d) optionally, the multi-head stack vs a loop of stand-alone depth-l kernel_fns.
 
 Example::
 
-    .venv/bin/python benchmarks/bench_kernels.py --n 2000 --depths 10 20 \\
+    .venv/bin/python benchmarks/bench_kernels.py --n 4000 --depth 10 \\
         --stream-n 20000 --stream-depth 10
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import resource
+import subprocess
+import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from nftk_jax import MLP, layerwise_matvec
+from nftk_jax import MLP, layerwise_kernels, layerwise_matvec
+from nftk_jax.kernels import _layerwise
 
 
 def _timed(fn, repeats: int) -> float:
@@ -41,6 +49,92 @@ def _inputs(n: int, m: int, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True) * np.sqrt(m)
 
 
+def engines_side_by_side(n: int, m: int, depth: int, repeats: int) -> list[dict]:
+    spec = MLP(depth=depth)
+    x = _inputs(n, m)
+    rows = []
+    for dtype in (np.float32, np.float64):
+        xd = x.astype(dtype)
+        with jax.enable_x64(dtype == np.float64):
+            gemm = jax.jit(lambda a: a @ a.T)
+            xj = jnp.asarray(xd)
+            t_gemm = _timed(lambda g=gemm, a=xj: g(a), repeats)
+        times = {}
+        for engine in ("fast", "stax"):
+            times[engine] = _timed(
+                lambda e=engine, a=xd, dt=dtype: layerwise_kernels(
+                    spec, a, dtype=dt, devices=False, engine=e
+                ),
+                repeats,
+            )
+        rows.append(
+            {
+                "dtype": np.dtype(dtype).name,
+                "fast_s": times["fast"],
+                "stax_s": times["stax"],
+                "speedup": times["stax"] / times["fast"],
+                "gemm_s": t_gemm,
+                "fast_over_gemm": times["fast"] / t_gemm,
+                "stax_over_gemm": times["stax"] / t_gemm,
+                "fast_entries_layers_per_s": n * n * depth / times["fast"],
+            }
+        )
+    return rows
+
+
+def chunk_sweep(n: int, m: int, depth: int, repeats: int, chunks) -> list[dict]:
+    spec = MLP(depth=depth)
+    x = _inputs(n, m)
+    old = _layerwise.FAST_CHUNK_ENTRIES
+    rows = []
+    try:
+        for c in chunks:
+            _layerwise.FAST_CHUNK_ENTRIES = c
+            t = _timed(
+                lambda: layerwise_kernels(spec, x, dtype=np.float32, devices=False),
+                repeats,
+            )
+            rows.append({"chunk_entries": c, "s": t})
+    finally:
+        _layerwise.FAST_CHUNK_ENTRIES = old
+    return rows
+
+
+def streamed_matvec(n: int, m: int, depth: int, engine: str) -> dict:
+    spec = MLP(depth=depth)
+    x = _inputs(n, m, seed=1)
+    v = np.random.default_rng(2).normal(size=(n, 10)).astype(np.float32)
+    omega = np.full((10, depth), 1.0 / depth, np.float32)
+    t0 = time.perf_counter()
+    out = layerwise_matvec(
+        spec, x, v, omega=omega, dtype=np.float32, devices=False, engine=engine
+    )
+    out = np.asarray(jax.block_until_ready(out))
+    wall = time.perf_counter() - t0
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB
+    return {
+        "engine": engine,
+        "n": n,
+        "depth": depth,
+        "wall_s": wall,
+        "peak_rss_gib": peak_gib,
+        "checksum": float(np.abs(out).sum()),
+    }
+
+
+def _stream_in_subprocess(n: int, m: int, depth: int, engine: str) -> dict:
+    code = (
+        "import json, sys; sys.path.insert(0, 'benchmarks');"
+        "import jax; jax.config.update('jax_enable_x64', True);"
+        "import bench_kernels as b;"
+        f"print(json.dumps(b.streamed_matvec({n}, {m}, {depth}, {engine!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def one_pass_vs_loop(n: int, m: int, depth: int, repeats: int) -> dict:
     spec = MLP(depth=depth)
     x = _inputs(n, m)
@@ -48,84 +142,75 @@ def one_pass_vs_loop(n: int, m: int, depth: int, repeats: int) -> dict:
     singles = [
         jax.jit(spec.single_depth(d)[2], static_argnums=2) for d in range(1, depth + 1)
     ]
-
-    def loop():
-        return [f(x, None, "ntk") for f in singles]
-
     t_stack = _timed(lambda: stacked(x), repeats)
-    t_loop = _timed(loop, repeats)
-    return {
-        "depth": depth,
-        "n": n,
-        "one_pass_s": t_stack,
-        "loop_s": t_loop,
-        "ratio": t_loop / t_stack,
-        "entries_layers_per_s": n * n * depth / t_stack,
-    }
-
-
-def streamed_matvec(n: int, m: int, depth: int, block_size: int | None) -> dict:
-    spec = MLP(depth=depth)
-    x = _inputs(n, m, seed=1)
-    v = np.random.default_rng(2).normal(size=(n, 10)).astype(np.float32)
-    omega = np.full((10, depth), 1.0 / depth, np.float32)
-    t0 = time.perf_counter()
-    out = layerwise_matvec(
-        spec, x, v, omega=omega, dtype=np.float32, block_size=block_size, devices=False
-    )
-    jax.block_until_ready(out)
-    wall = time.perf_counter() - t0
-    peak_gib = (
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    )  # KiB on Linux
-    return {
-        "n": n,
-        "depth": depth,
-        "wall_s": wall,
-        "peak_rss_gib": peak_gib,
-        "dense_would_need_gib": 4 * depth * n * n / 2**30,
-        "entries_layers_per_s": n * n * depth / wall,
-    }
+    t_loop = _timed(lambda: [f(x, None, "ntk") for f in singles], repeats)
+    return {"depth": depth, "one_pass_s": t_stack, "loop_s": t_loop}
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=2000, help="points for (i)/(ii)")
+    p.add_argument("--n", type=int, default=4000, help="points for (a)/(b)")
     p.add_argument("--m", type=int, default=784, help="input features")
-    p.add_argument("--depths", type=int, nargs="+", default=[10, 20])
+    p.add_argument("--depth", type=int, default=10)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument(
-        "--stream-n", type=int, default=20000, help="points for (iii); 0 skips"
+        "--chunks",
+        type=int,
+        nargs="*",
+        default=[1 << 12, 1 << 15, 1 << 18, 1 << 30],
+        help="FAST_CHUNK_ENTRIES values for (b); none skips",
     )
+    p.add_argument("--stream-n", type=int, default=0, help="points for (c); 0 skips")
     p.add_argument("--stream-depth", type=int, default=10)
-    p.add_argument("--block-size", type=int, default=None, help="tile edge for (iii)")
+    p.add_argument("--loop-depths", type=int, nargs="*", default=[], help="for (d)")
     args = p.parse_args(argv)
+    jax.config.update("jax_enable_x64", True)  # float32 runs with it off per call
 
     print(
         f"jax {jax.__version__}, {jax.devices()[0].platform} x{jax.device_count()}, "
-        f"python {platform.python_version()}, float32"
+        f"python {platform.python_version()}, ReLU, W_std=sqrt(2), b_std=0.1"
     )
-    print("\n(i)+(ii) one-pass stack vs loop of single-depth kernel_fns, n x n NTK")
+    print(f"\n(a) layerwise_kernels(x) all {args.depth} heads, n={args.n}, m={args.m}")
     print(
-        f"{'L':>4} {'n':>6} {'one-pass s':>11} {'loop s':>9} {'ratio':>6} "
-        f"{'(L+1)/2':>8} {'entries*L/s':>12}"
+        f"{'dtype':>8} {'fast s':>8} {'stax s':>8} {'speedup':>8} {'gemm s':>8} "
+        f"{'fast/gemm':>10} {'stax/gemm':>10} {'fast entries*L/s':>17}"
     )
-    for depth in args.depths:
-        r = one_pass_vs_loop(args.n, args.m, depth, args.repeats)
+    for r in engines_side_by_side(args.n, args.m, args.depth, args.repeats):
         print(
-            f"{depth:>4} {args.n:>6} {r['one_pass_s']:>11.2f} {r['loop_s']:>9.2f} "
-            f"{r['ratio']:>6.2f} {(depth + 1) / 2:>8.1f} "
-            f"{r['entries_layers_per_s']:>12.3e}",
+            f"{r['dtype']:>8} {r['fast_s']:>8.2f} {r['stax_s']:>8.2f} "
+            f"{r['speedup']:>8.2f} {r['gemm_s']:>8.3f} {r['fast_over_gemm']:>10.2f} "
+            f"{r['stax_over_gemm']:>10.2f} {r['fast_entries_layers_per_s']:>17.3e}",
             flush=True,
         )
+    if args.chunks:
+        print("\n(b) fast engine, float32: entries per row chunk through all layers")
+        for r in chunk_sweep(args.n, args.m, args.depth, args.repeats, args.chunks):
+            print(f"{r['chunk_entries']:>12} {r['s']:>8.2f} s", flush=True)
     if args.stream_n:
-        print("\n(iii) streamed omega-weighted matvec, (L, n, n) never materialised")
-        r = streamed_matvec(args.stream_n, args.m, args.stream_depth, args.block_size)
         print(
-            f"n={r['n']} L={r['depth']}: {r['wall_s']:.1f} s, peak RSS "
-            f"{r['peak_rss_gib']:.2f} GiB (dense (L,n,n) float32 would be "
-            f"{r['dense_would_need_gib']:.1f} GiB), "
-            f"{r['entries_layers_per_s']:.3e} entries*L/s"
+            f"\n(c) streamed Omega-weighted matvec, n={args.stream_n}, "
+            f"L={args.stream_depth}, float32, one subprocess per engine"
+        )
+        res = {}
+        for engine in ("fast", "stax"):
+            r = _stream_in_subprocess(args.stream_n, args.m, args.stream_depth, engine)
+            res[engine] = r
+            print(
+                f"{engine:>5}: {r['wall_s']:.1f} s, "
+                f"peak RSS {r['peak_rss_gib']:.2f} GiB",
+                flush=True,
+            )
+        rel = abs(res["fast"]["checksum"] / res["stax"]["checksum"] - 1)
+        print(
+            f"speedup {res['stax']['wall_s'] / res['fast']['wall_s']:.2f}x, "
+            f"|checksum ratio - 1| = {rel:.1e}"
+        )
+    for depth in args.loop_depths:
+        r = one_pass_vs_loop(args.n, args.m, depth, args.repeats)
+        print(
+            f"\n(d) L={depth}: stack {r['one_pass_s']:.2f} s, "
+            f"loop {r['loop_s']:.2f} s, "
+            f"ratio {r['loop_s'] / r['one_pass_s']:.2f} ((L+1)/2 = {(depth + 1) / 2})"
         )
 
 

@@ -124,6 +124,18 @@ CASES = {
         ValueError,
         "memory_budget",
     ),
+    "engine-without-closed-form": (
+        lambda t: nk.layerwise_kernels(
+            nk.MLP(depth=2, activation="sin"), X, engine="fast"
+        ),
+        ValueError,
+        "engine='fast'",
+    ),
+    "unknown-engine": (
+        lambda t: nk.layerwise_kernels(SPEC, X, engine="numpy"),
+        ValueError,
+        "engine='numpy'",
+    ),
     "labels-out-of-range": (
         lambda t: _fit(y=Y, n_classes=2),
         ValueError,

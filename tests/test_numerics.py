@@ -97,15 +97,17 @@ def _mnist_like(n: int) -> np.ndarray:
 
 
 def test_float32_error_bound_per_depth():
-    """Documented in docs/kernels.md: float32 error <= 2.5e-4 * depth (ReLU).
+    """Documented in docs/kernels.md: stax's float32 error <= 2.5e-4 * depth (ReLU).
 
-    The arc-cosine step loses half the digits on (near-)diagonal entries, where
-    sqrt(prod - nngp**2) cancels: about sqrt(eps_32) ~ 2e-4, once per layer.
+    neural-tangents' arc-cosine step loses half the digits on (near-)diagonal
+    entries, where sqrt(prod - nngp**2) cancels: about sqrt(eps_32) ~ 2e-4, once
+    per layer. (The fast engine's bound is in tests/test_fast_kernels.py.)
     """
     x = _mnist_like(60)
     spec = MLP(depth=20)
-    k32 = np.asarray(layerwise_kernels(spec, x, dtype=np.float32), np.float64)
-    k64 = np.asarray(layerwise_kernels(spec, x, dtype=np.float64))
+    kw = {"engine": "stax"}
+    k32 = np.asarray(layerwise_kernels(spec, x, dtype=np.float32, **kw), np.float64)
+    k64 = np.asarray(layerwise_kernels(spec, x, dtype=np.float64, **kw))
     err = np.abs(k32 - k64).max(axis=(1, 2)) / np.abs(k64).max(axis=(1, 2))
     depths = np.arange(1, 21)
     assert np.all(err <= 2.5e-4 * depths), err

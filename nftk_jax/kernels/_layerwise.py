@@ -30,6 +30,7 @@ from ..core._validation import (
 from ..model._rnn import RNN
 from ..model._sequences import as_packed, packed_shape
 from ..model._spec import MLP
+from ._fast import diag_layers, fast_heads, resolve_engine, row_keys
 from ._rntk import rntk_block_size, rntk_tile_fn
 
 __all__ = [
@@ -48,6 +49,9 @@ _GETS = ("nngp", "ntk")
 # (b1, b2) intermediates alive per layer step (cov, nngp, ntk, derivative terms).
 _INTERMEDIATES_PER_ENTRY = 8
 _MIN_BLOCK = 8
+#: Kernel entries (rows x columns x gets) the fast engine takes through all L
+#: layers at once: a cache-sized block (see benchmarks/bench_kernels.py).
+FAST_CHUNK_ENTRIES = 1 << 15
 
 
 class KernelTile(NamedTuple):
@@ -98,21 +102,85 @@ def choose_block_size(
     return max(_MIN_BLOCK, int(math.sqrt(entries * n_devices)))
 
 
+def _fast_local(spec: MLP, gets: tuple[str, ...], chunk_rows: int | None):
+    """``(x1, x2, sq1, sq2, key1, key2) -> (G, L, b1, b2)`` of the fast engine.
+
+    The Gram GEMM runs on the whole tile; the elementwise recursion then runs all
+    L layers on ``chunk_rows`` rows at a time (a cache-sized block), writing each
+    block's outputs in place.
+    """
+
+    def local(x1, x2, sq1, sq2, key1, key2):
+        m = x1.shape[1]
+        # the angle-0 recursion of the rows and columns, once per tile
+        d1, d2 = diag_layers(spec, sq1, m), diag_layers(spec, sq2, m)
+
+        def heads(gram, sq1, key1, d1):
+            same = key1[:, None] == key2[None, :]
+            return fast_heads(
+                spec, gram, sq1, sq2, m, gets=gets, same=same, diags=(d1, d2)
+            )
+
+        gram = x1 @ x2.T
+        b1 = x1.shape[0]
+        rows = b1 if chunk_rows is None else _divisor_at_most(b1, chunk_rows)
+        if rows >= b1:
+            return heads(gram, sq1, key1, d1)
+        n_chunks = b1 // rows
+
+        def body(i, out):
+            r0 = i * rows
+
+            def cut(a, axis=0):
+                return jax.lax.dynamic_slice_in_dim(a, r0, rows, axis)
+
+            d1c = (cut(d1[0], 1), cut(d1[1], 1))
+            tile = heads(cut(gram), cut(sq1), cut(key1), d1c)
+            return jax.lax.dynamic_update_slice_in_dim(out, tile, r0, 2)
+
+        out = jnp.zeros((len(gets), spec.depth, b1, x2.shape[0]), gram.dtype)
+        return jax.lax.fori_loop(0, n_chunks, body, out)
+
+    return local
+
+
+def _divisor_at_most(n: int, k: int) -> int:
+    """The largest divisor of ``n`` not above ``max(k, 1)``."""
+    for d in range(max(1, min(k, n)), 0, -1):
+        if n % d == 0:
+            return d
+    return 1  # pragma: no cover - d = 1 always divides
+
+
 @functools.lru_cache(maxsize=64)
 def _tile_fn(
-    spec: MLP | RNN, gets: tuple[str, ...], devices: tuple | None, features: int = 0
+    spec: MLP | RNN,
+    gets: tuple[str, ...],
+    devices: tuple | None,
+    features: int = 0,
+    engine: str = "stax",
+    chunk_rows: int | None = None,
 ):
-    """Jitted ``(x1_block, x2_block) -> (G, L, b1, b2)``, sharded over rows.
+    """Jitted ``(x1_block, x2_block[, sq1, sq2, key1, key2]) -> (G, L, b1, b2)``.
 
-    For an :class:`RNN` the blocks are packed sequences with ``features`` per step.
+    Sharded over rows. The fast engine also takes the blocks' squared row norms
+    and duplicate keys (see :func:`~nftk_jax.kernels._fast.row_keys`). For an
+    :class:`RNN` the blocks are packed sequences with ``features`` per step.
     """
+    row, rep = PartitionSpec("rows"), PartitionSpec()
     if isinstance(spec, RNN):
         local = rntk_tile_fn(spec, gets, features)
+        specs = (row, rep)
+    elif engine == "fast":
+        local = _fast_local(spec, gets, chunk_rows)
+        specs = (row, rep, row, rep, row, rep)
     else:
         kernel_fn = spec.network().kernel_fn
 
         def local(x1, x2):
             return jnp.stack(kernel_fn(x1, x2, gets))
+
+        specs = (row, rep)
 
     if devices is None:
         return jax.jit(local)
@@ -120,16 +188,13 @@ def _tile_fn(
     sharded = jax.shard_map(
         local,
         mesh=mesh,
-        in_specs=(PartitionSpec("rows"), PartitionSpec()),
+        in_specs=specs,
         out_specs=PartitionSpec(None, None, "rows"),
         check_vma=False,
     )
     return jax.jit(
         sharded,
-        in_shardings=(
-            NamedSharding(mesh, PartitionSpec("rows")),
-            NamedSharding(mesh, PartitionSpec()),
-        ),
+        in_shardings=tuple(NamedSharding(mesh, p) for p in specs),
         out_shardings=NamedSharding(mesh, PartitionSpec(None, None, "rows")),
     )
 
@@ -175,15 +240,34 @@ class _Plan(NamedTuple):
     row_block: int
     col_block: int
     fn: Any
+    extra: tuple | None = None  # fast engine: (sq1, sq2, key1, key2)
 
 
 def _plan(
-    spec, x1, x2, *, get, block_size, memory_budget, dtype, devices, allow_symmetric
+    spec,
+    x1,
+    x2,
+    *,
+    get,
+    block_size,
+    memory_budget,
+    dtype,
+    devices,
+    allow_symmetric,
+    engine="auto",
 ) -> _Plan:
     if not isinstance(spec, (MLP, RNN)):
         raise TypeError(
             f"spec must be an nftk_jax.MLP or RNN, got {type(spec).__name__}."
         )
+    if isinstance(spec, RNN):
+        if engine not in ("auto", "stax"):
+            raise ValueError(
+                f"engine={engine!r} has no fast path for an RNN; use engine='auto'."
+            )
+        engine = "stax"  # the recurrent recursion has one engine (kernels/_rntk.py)
+    else:
+        engine = resolve_engine(spec, engine)
     gets, single = _normalise_get(get)
     dt = resolve_dtype(dtype)
     recurrent = isinstance(spec, RNN)
@@ -210,6 +294,12 @@ def _plan(
     col_block = min(block, len(a2))
     if symmetric:
         col_block = row_block = max(row_block, n_dev)
+    extra, chunk = None, None
+    if engine == "fast":
+        keys, sq = row_keys(a1, *(() if x2 is None else (a2,)), dtype=dt)
+        extra = (sq[0], sq[-1], keys[0], keys[-1])
+        chunk = max(1, FAST_CHUNK_ENTRIES // (col_block * max(1, len(gets))))
+        chunk = max(1, chunk // n_dev) * n_dev if n_dev > 1 else chunk
     return _Plan(
         a1,
         a2,
@@ -219,7 +309,18 @@ def _plan(
         dt,
         row_block,
         col_block,
-        _tile_fn(spec, gets, devs, features if recurrent else 0),
+        _tile_fn(spec, gets, devs, features if recurrent else 0, engine, chunk),
+        extra,
+    )
+
+
+def _row_slice(plan: _Plan, start: int, stop: int, row_block: int) -> _Plan:
+    """The plan of rows ``start:stop`` of ``x1`` against all of ``x2`` (rectangular)."""
+    extra = plan.extra
+    if extra is not None:
+        extra = (extra[0][start:stop], extra[1], extra[2][start:stop], extra[3])
+    return plan._replace(
+        x1=plan.x1[start:stop], row_block=row_block, extra=extra, symmetric=False
     )
 
 
@@ -241,10 +342,16 @@ def _padded_tile(plan: _Plan, i0: int, j0: int) -> tuple[slice, slice, jax.Array
     """The tile at ``(i0, j0)`` at its full, padded ``(G, L, row_block, col_block)``."""
     rows = slice(i0, min(i0 + plan.row_block, len(plan.x1)))
     cols = slice(j0, min(j0 + plan.col_block, len(plan.x2)))
-    xb1 = _pad_rows(plan.x1[rows], plan.row_block)
-    xb2 = _pad_rows(plan.x2[cols], plan.col_block)
+    args = [_pad_rows(plan.x1[rows], plan.row_block)]
+    args.append(_pad_rows(plan.x2[cols], plan.col_block))
+    if plan.extra is not None:
+        sq1, sq2, key1, key2 = plan.extra
+        args += [_pad_rows(sq1[rows], plan.row_block)]
+        args += [_pad_rows(sq2[cols], plan.col_block)]
+        args += [_pad_rows(key1[rows], plan.row_block)]
+        args += [_pad_rows(key2[cols], plan.col_block)]
     with _dtype_scope(plan.dtype):
-        out = plan.fn(xb1, xb2)
+        out = plan.fn(*args)
     return rows, cols, out
 
 
@@ -300,6 +407,7 @@ def layerwise_kernels(
     memory_budget: int | None = None,
     dtype: Any = None,
     devices: Sequence | None | bool = None,
+    engine: str = "auto",
     progress: bool | str = False,
 ) -> jax.Array | tuple[jax.Array, ...]:
     r"""Every layerwise kernel :math:`\Theta^{(1..L)}(x_1, x_2)` from one recursion.
@@ -316,6 +424,9 @@ def layerwise_kernels(
         dtype: ``float32`` or ``float64``; ``None``: float64 when x64 is enabled.
         devices: devices to shard tile rows over; ``None``: all local devices;
             ``False``: no sharding.
+        engine: ``'auto'`` (the fast closed-form recursion when the activation
+            has one, see :mod:`nftk_jax.kernels._fast`; else neural-tangents),
+            ``'fast'`` or ``'stax'`` (neural-tangents' ``kernel_fn``).
         progress: show a progress bar over tiles; a string also labels it (e.g.
             ``"train kernels"``).
 
@@ -339,6 +450,7 @@ def layerwise_kernels(
         dtype=dtype,
         devices=devices,
         allow_symmetric=True,
+        engine=engine,
     )
     n1, n2 = len(plan.x1), len(plan.x2)
     tiles = list(_tile_grid(plan, symmetric=plan.symmetric))
@@ -374,6 +486,7 @@ def kernel_tiles(
     memory_budget: int | None = None,
     dtype: Any = None,
     devices: Sequence | None | bool = None,
+    engine: str = "auto",
 ) -> Iterator[KernelTile]:
     """Stream the layerwise kernels tile by tile without materialising ``(L, n, n)``.
 
@@ -390,6 +503,7 @@ def kernel_tiles(
         dtype=dtype,
         devices=devices,
         allow_symmetric=False,
+        engine=engine,
     )
     for i0, j0 in _tile_grid(plan, symmetric=False):
         rows, cols, tile = _compute_tile(plan, i0, j0)
@@ -448,6 +562,7 @@ def layerwise_matvec(
     dtype: Any = None,
     product_dtype: Any = None,
     devices: Sequence | None | bool = None,
+    engine: str = "auto",
     progress: bool = False,
 ) -> jax.Array:
     r"""Matrix-free products with the layerwise NTKs, streamed over tiles.
@@ -481,6 +596,9 @@ def layerwise_matvec(
             tiles and casts each one to float64 before multiplying.
         devices: devices to shard tile rows over; ``None``: all local devices;
             ``False``: no sharding.
+        engine: ``'auto'`` (the fast closed-form recursion when the activation
+            has one, see :mod:`nftk_jax.kernels._fast`; else neural-tangents),
+            ``'fast'`` or ``'stax'`` (neural-tangents' ``kernel_fn``).
         progress: show a progress bar over tiles.
 
     Returns:
@@ -496,6 +614,7 @@ def layerwise_matvec(
         dtype=dtype,
         devices=devices,
         allow_symmetric=True,
+        engine=engine,
     )
     pdt = (
         plan.dtype

@@ -49,6 +49,7 @@ from ..core._validation import check_positive_int, resolve_dtype
 from ..model._inputs import check_spec_inputs
 from ..model._rnn import RNN
 from ..model._spec import MLP
+from ._fast import resolve_engine
 from ._layerwise import (
     _check_finite,
     _compute_tile,
@@ -56,6 +57,7 @@ from ._layerwise import (
     _plan,
     _progress,
     _resolve_devices,
+    _row_slice,
     _tile_grid,
     layerwise_matvec,
 )
@@ -309,6 +311,8 @@ class StreamedLayerOperator(LayerOperator):
         devices: devices to shard tile rows over; ``None``: all local devices;
             ``False``: no sharding.
         progress: show a progress bar over the tiles of every product.
+        engine: kernel engine, as in :func:`~nftk_jax.layerwise_kernels`
+            (``'auto'``: the fast closed-form recursion where it exists).
 
     Example:
         >>> import numpy as np
@@ -330,8 +334,9 @@ class StreamedLayerOperator(LayerOperator):
         dtype: Any = None,
         devices: Sequence | None | bool = None,
         progress: bool = False,
+        engine: str = "auto",
     ):
-        # Validates spec, inputs, dtype and tile size once, up front.
+        # Validates spec, inputs, dtype, tile size and engine once, up front.
         plan = _plan(
             spec,
             x1,
@@ -342,6 +347,7 @@ class StreamedLayerOperator(LayerOperator):
             dtype=dtype,
             devices=devices,
             allow_symmetric=True,
+            engine=engine,
         )
         self.spec = spec
         self.x1 = plan.x1
@@ -354,6 +360,7 @@ class StreamedLayerOperator(LayerOperator):
             "memory_budget": memory_budget,
             "dtype": plan.dtype,
             "devices": devices,
+            "engine": resolve_engine(spec, engine),
         }
         self._tile_edge = max(plan.row_block, plan.col_block)
         self._progress = progress
@@ -364,6 +371,7 @@ class StreamedLayerOperator(LayerOperator):
             [
                 "streamed",
                 self.dtype.name,
+                self._options["engine"],
                 _spec_digest(self.spec),
                 _input_digest(self.x1),
                 str(_input_digest(self.x2)),
@@ -433,12 +441,15 @@ class StreamedLayerOperator(LayerOperator):
                 block_size=min(self._tile_edge, _DIAGONAL_BLOCK),
                 dtype=self.dtype,
                 devices=self._options["devices"],
+                engine=self._options["engine"],
             ),
             _product_dtype(),
         )
 
 
-def _self_kernel_diagonal(spec, x, *, block_size, dtype, devices) -> np.ndarray:
+def _self_kernel_diagonal(
+    spec, x, *, block_size, dtype, devices, engine="auto"
+) -> np.ndarray:
     """``(L, n)`` diagonals of :math:`\\Theta_l(x, x)`, one small tile per row block."""
     plan = _plan(
         spec,
@@ -450,6 +461,7 @@ def _self_kernel_diagonal(spec, x, *, block_size, dtype, devices) -> np.ndarray:
         dtype=dtype,
         devices=devices,
         allow_symmetric=True,
+        engine=engine,
     )
     out = np.empty((spec.depth, len(plan.x1)), plan.dtype)
     for i0 in range(0, len(plan.x1), plan.row_block):
@@ -559,6 +571,7 @@ class DiskLayerOperator(LayerOperator):
         devices: Sequence | None | bool = None,
         overwrite: bool = False,
         progress: bool = False,
+        engine: str = "auto",
     ) -> DiskLayerOperator:
         r"""Compute the layerwise kernels once and store them at ``path``.
 
@@ -591,6 +604,7 @@ class DiskLayerOperator(LayerOperator):
             overwrite: replace an existing file at ``path`` that is not a matching
                 store, instead of raising.
             progress: show a progress bar over panels.
+            engine: kernel engine, as in :func:`~nftk_jax.layerwise_kernels`.
 
         Returns:
             The operator over the stored kernels.
@@ -660,6 +674,7 @@ class DiskLayerOperator(LayerOperator):
             dtype=comp_dt,
             devices=devices,
             allow_symmetric=False,
+            engine=engine,
         )
         devs = _resolve_devices(devices)
         n_dev = 1 if devs is None else len(devs)
@@ -674,7 +689,7 @@ class DiskLayerOperator(LayerOperator):
         with atomic_path(dest) as tmp, open(tmp, "wb") as f:
             for p0 in range(0, n1, panel_rows):
                 nr = min(panel_rows, n1 - p0)
-                sub = plan._replace(x1=plan.x1[p0 : p0 + nr], row_block=row_block)
+                sub = _row_slice(plan, p0, p0 + nr, row_block)
                 for i0, j0 in _tile_grid(sub, symmetric=False):
                     rows, cols, tile = _compute_tile(sub, i0, j0)
                     _check_finite(tile, spec, comp_dt)

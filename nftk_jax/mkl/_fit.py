@@ -1071,6 +1071,7 @@ def fit_mkl(
     progress: bool = False,
     kernel_storage: str = "memory",
     kernel_dir: str | os.PathLike | None = None,
+    engine: str = "auto",
     **options: Any,
 ) -> NFTKResult:
     r"""Compute the layerwise kernels of ``spec`` once and learn :math:`\Omega`.
@@ -1116,6 +1117,8 @@ def fit_mkl(
             the mean-kernel preconditioner (float32 past half the memory
             budget; ``preconditioner='none'`` drops it).
         kernel_dir: directory of the ``'disk'`` stores (created if needed).
+        engine: kernel engine, as in :func:`~nftk_jax.layerwise_kernels`
+            (``'auto'``: the fast closed-form recursion where it exists).
         **options: any other keyword of :func:`fit_mkl_kernels`.
 
     Returns:
@@ -1168,10 +1171,11 @@ def fit_mkl(
                 relative_ridge=relative_ridge, objective=objective, frac=frac,
                 seed=seed, refit=refit, is_clf=is_clf, storage=kernel_storage,
                 kernel_dir=kernel_dir, memory_budget=memory_budget, dtype=dt,
-                progress=progress, options=options,
+                progress=progress, options=options, engine=engine,
             )  # fmt: skip
         _check_cached_kernels_fit(len(xx), spec.depth, dt)
         kern = {"memory_budget": memory_budget, "dtype": dt, "progress": progress}
+        kern["engine"] = engine
         split = objective == "val_mse" and x_val is None
         if x_val is not None:
             xv = check_spec_inputs(spec, x_val, "x_val", like=xx)
@@ -1275,6 +1279,7 @@ def _refit(res: NFTKResult, theta, y_arr, options, memory_budget) -> NFTKResult:
 def _fit_mkl_operators(
     spec, xx, y_arr, *, x_val, y_val, rho, relative_ridge, objective, frac, seed,
     refit, is_clf, storage, kernel_dir, memory_budget, dtype, progress, options,
+    engine="auto",
 ) -> NFTKResult:  # fmt: skip
     """:func:`fit_mkl` with the kernels on disk or recomputed: layer operators."""
     from ..kernels._operators import DiskLayerOperator, StreamedLayerOperator
@@ -1290,7 +1295,7 @@ def _fit_mkl_operators(
     def operator(name, x1, x2=None):
         if storage == "recompute":
             return StreamedLayerOperator(
-                spec, x1, x2, memory_budget=memory_budget, dtype=dtype
+                spec, x1, x2, memory_budget=memory_budget, dtype=dtype, engine=engine
             )
         return DiskLayerOperator.build(
             spec,
@@ -1300,6 +1305,7 @@ def _fit_mkl_operators(
             compute_dtype=dtype,
             memory_budget=memory_budget,
             progress=progress,
+            engine=engine,
         )
 
     def scaled(op) -> float:
