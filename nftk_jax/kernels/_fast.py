@@ -259,8 +259,10 @@ def row_keys(*blocks: np.ndarray, dtype: Any) -> tuple[list, list]:
         >>> import numpy as np
         >>> a = np.array([[1.0, 2.0], [3.0, 4.0]])
         >>> keys, sq = row_keys(a, a[::-1], dtype=np.float64)
-        >>> keys[0].tolist(), keys[1].tolist(), sq[1].tolist()
-        ([0, 1], [1, 0], [25.0, 5.0])
+        >>> bool(keys[0][0] == keys[1][1]), bool(keys[0][0] != keys[0][1])
+        (True, True)
+        >>> sq[1].tolist()
+        [25.0, 5.0]
     """
     allx = np.concatenate([np.ascontiguousarray(b) + 0.0 for b in blocks])  # -0 -> 0
     view = allx.view(np.dtype((np.void, allx.dtype.itemsize * allx.shape[1])))
