@@ -12,8 +12,8 @@ def _normalise(k_full: np.ndarray, n: int) -> np.ndarray:
 def synthetic_problem(n: int = 48, m: int = 24, d: int = 3, seed: int = 0):
     """Three layer kernels: two informative about the labels, one pure noise.
 
-    Returns ``theta (3, n, n)``, ``theta_val (3, m, n)``, ``y (n,)``, ``y_val (m,)``,
-    ``theta_test (3, m, n)`` (the validation rows double as test rows).
+    Returns the four arrays ``theta (3, n, n)``, ``theta_val (3, m, n)``, ``y (n,)``
+    and ``y_val (m,)``; tests that need test rows reuse the validation rows.
     """
     rng = np.random.default_rng(seed)
     y_all = np.arange(n + m) % d

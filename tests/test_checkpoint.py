@@ -134,3 +134,25 @@ def test_no_temporary_files_left(problem, tmp_path):
     ck = tmp_path / "omega.npz"
     _fit(problem, steps=3, checkpoint=ck)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["omega.npz"]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [optax.adam(5.0), optax.adam(0.05, b1=0.5), optax.sgd(0.05)],
+    ids=["learning_rate", "b1", "algorithm"],
+)
+def test_other_optimizer_hyperparameters_are_refused(problem, tmp_path, other):
+    """The checkpoint identity holds the optimiser's hyperparameters, not its type."""
+    ck = tmp_path / "adam.npz"
+    _fit(problem, steps=2, optimizer=optax.adam(0.05), checkpoint=ck)
+    with pytest.raises(CheckpointError, match=r"other settings: optimizer\)"):
+        _fit(problem, steps=4, optimizer=other, checkpoint=ck)
+    resumed = _fit(problem, steps=4, optimizer=optax.adam(0.05), checkpoint=ck)
+    assert resumed.n_steps == 4
+
+
+def test_mismatch_names_the_changed_settings(problem, tmp_path):
+    ck = tmp_path / "omega.npz"
+    _fit(problem, steps=2, checkpoint=ck)
+    with pytest.raises(CheckpointError, match=r"other settings: max_backtracks\)"):
+        _fit(problem, steps=2, checkpoint=ck, max_backtracks=3)

@@ -46,6 +46,14 @@ def _foreign_checkpoint(tmp_path):
     return _fit(checkpoint=ckpt, y=(Y + 1) % 3)
 
 
+def _changed_optimizer(tmp_path):
+    import optax
+
+    ckpt = tmp_path / "ckpt.npz"
+    _fit(checkpoint=ckpt, optimizer=optax.adam(0.05))
+    return _fit(checkpoint=ckpt, optimizer=optax.adam(5.0))
+
+
 def _cli(argv):
     def run(tmp_path):
         code = main([a.replace("TMP", str(tmp_path)) for a in argv])
@@ -141,9 +149,21 @@ CASES = {
         ValueError,
         "y",
     ),
-    "labels-non-integer": (lambda t: _fit(y=Y + 0.5), ValueError, "y"),
-    "y-length-mismatch": (lambda t: _fit(y=Y[:-1]), ValueError, "y"),
-    "y-nan": (lambda t: _fit(y=np.full((12, 2), np.nan)), ValueError, "y"),
+    "labels-non-integer": (
+        lambda t: _fit(y=Y + 0.5),
+        ValueError,
+        "y is 1-D with non-integer values",
+    ),
+    "y-length-mismatch": (
+        lambda t: _fit(y=Y[:-1]),
+        ValueError,
+        "y must have one entry per example",
+    ),
+    "y-nan": (
+        lambda t: _fit(y=np.full((12, 2), np.nan)),
+        ValueError,
+        "y contains NaN or inf",
+    ),
     "theta-not-square": (lambda t: _fit(theta=TH[:, :, :5]), ValueError, "theta"),
     "ridge-zero": (lambda t: _fit(ridge=0.0), ValueError, "ridge"),
     "ridge-negative": (lambda t: _fit(ridge=-1.0), ValueError, "ridge"),
@@ -200,6 +220,16 @@ CASES = {
         lambda t: _fit(solver="cg", preconditioner="ilu"),
         ValueError,
         "preconditioner",
+    ),
+    "nystrom-rank-zero": (
+        lambda t: _fit(solver="cg", preconditioner="nystrom", precondition_rank=0),
+        ValueError,
+        "precondition_rank must be >= 1",
+    ),
+    "optimizer-changed": (
+        _changed_optimizer,
+        CheckpointError,
+        "other settings: optimizer",
     ),
     "corrupt-checkpoint": (_corrupt_checkpoint, CheckpointError, "checkpoint"),
     "foreign-checkpoint": (_foreign_checkpoint, CheckpointError, "checkpoint"),

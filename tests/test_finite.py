@@ -155,7 +155,7 @@ def test_ridge_weight_decay_round_trip():
         assert weight_decay_to_ridge(wd, n) == pytest.approx(ridge)
     with pytest.raises(ValueError, match="ridge"):
         ridge_to_weight_decay(-1.0, 10)
-    with pytest.raises(ValueError, match="n"):
+    with pytest.raises(ValueError, match=r"^n must be >= 1"):
         weight_decay_to_ridge(1.0, 0)
 
 
@@ -259,7 +259,10 @@ def test_xavier_normal_init():
     [
         ({"omega": -OMEGA[:, :2]}, "omega"),
         ({"omega": np.ones((2, 3))}, "omega"),
-        ({"y": np.zeros((7, 2))}, "y"),
+        (
+            {"y": np.zeros((7, 2))},
+            r"^y has 7 rows but x has 10",
+        ),
         ({"batch_size": 11}, "batch_size"),
         ({"ridge": 1.0, "weight_decay": 0.1}, "ridge"),
         ({"steps": 0}, "steps"),

@@ -14,6 +14,7 @@ import pytest
 
 import nftk_jax as nk
 from nftk_jax.cli import build_parser, main
+from nftk_jax.core import NFTKInputError
 from nftk_jax.core._io import write_json, write_npy
 
 SMALL = ["--dataset", "digits", "--n-train", "120", "--n-test", "40", "--depth", "2"]
@@ -119,7 +120,7 @@ def test_a_failed_run_leaves_no_directory(tmp_path, capsys, monkeypatch):
     import nftk_jax.mkl._fit as fit
 
     def broken(*a, **k):
-        raise ValueError("solver exploded")
+        raise NFTKInputError("solver exploded")
 
     monkeypatch.setattr(fit, "fit_mkl_kernels", broken)
     out = tmp_path / "new" / "runs"

@@ -324,7 +324,10 @@ BAD_CALLS = [
     (lambda: layerwise_kernels(SPEC, X, get="cov"), "get"),
     (lambda: layerwise_kernels(SPEC, X, devices=[]), "devices"),
     (lambda: layerwise_kernels(SPEC, X, dtype=np.float16), "dtype"),
-    (lambda: layerwise_matvec(SPEC, X, np.ones((5, 2))), "v"),
+    (
+        lambda: layerwise_matvec(SPEC, X, np.ones((5, 2))),
+        r"^v must have shape \(4, k\)",
+    ),
     (
         lambda: layerwise_matvec(SPEC, X, np.ones((4, 2)), product_dtype=np.int32),
         "product_dtype",

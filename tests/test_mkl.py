@@ -141,11 +141,11 @@ def _bad_cases():
     yf = y.astype(float)
     yf[0] = 0.5
     return [
-        ({"y": y + 5, "n_classes": 3}, "y"),
-        ({"y": yf}, "y"),
-        ({"y": y[:-1]}, "y"),
+        ({"y": y + 5, "n_classes": 3}, r"^y labels must lie in \[0, 3\)"),
+        ({"y": yf}, r"^y is 1-D with non-integer values"),
+        ({"y": y[:-1]}, r"^y must have one entry per example"),
         ({"theta": nan_theta}, "theta"),
-        ({"y": np.where(y == 0, np.nan, 1.0)[:, None]}, "y"),
+        ({"y": np.where(y == 0, np.nan, 1.0)[:, None]}, r"^y contains NaN or inf"),
         ({"ridge": 0.0}, "ridge"),
         ({"ridge": -1.0}, "ridge"),
         ({"omega_init": -np.ones((3, 3))}, "omega_init"),

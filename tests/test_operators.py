@@ -222,12 +222,18 @@ X = random_inputs(6, 3, seed=36)
 THETA = np.asarray(layerwise_kernels(SPEC, X))
 BAD_CALLS = [
     # (call, argument name the message must contain)
-    (lambda op: op.matmul(np.ones((5, 2))), "v"),
-    (lambda op: op.matmul(np.ones(6)), "v"),
-    (lambda op: op.rmatmul(np.ones((7, 1))), "u"),
-    (lambda op: op.combine(np.array([1.0, -1.0, 1.0])), "w"),
-    (lambda op: op.combine(np.ones(2)), "w"),
-    (lambda op: op.combine(np.array([1.0, np.nan, 1.0])), "w"),
+    (
+        lambda op: op.matmul(np.ones((5, 2))),
+        r"^v must have shape \(6, k\), got \(5, 2\)",
+    ),
+    (lambda op: op.matmul(np.ones(6)), r"^v must have shape \(6, k\), got \(6,\)"),
+    (lambda op: op.rmatmul(np.ones((7, 1))), r"^u must have shape \(6, k\)"),
+    (
+        lambda op: op.combine(np.array([1.0, -1.0, 1.0])),
+        r"^w must be finite and non-negative",
+    ),
+    (lambda op: op.combine(np.ones(2)), r"^w must have shape \(L,\)"),
+    (lambda op: op.combine(np.array([1.0, np.nan, 1.0])), r"^w must be finite"),
     (lambda op: op.combine(np.ones(3), dtype=np.float16), "dtype"),
 ]
 

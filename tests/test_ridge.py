@@ -87,7 +87,9 @@ def test_bad_arguments_name_the_argument():
     for grid in ([], [1.0, -1.0], [[1.0]], [np.nan]):
         with pytest.raises(ValueError, match="grid"):
             select_ridge(theta, y, omega, grid=grid)
-    with pytest.raises(ValueError, match="Y"):
+    with pytest.raises(
+        ValueError, match=r"^Y must be an \(n, d\) = \(40, d\) target matrix"
+    ):
         select_ridge(theta, y[:3], omega)
     with pytest.raises(ValueError, match="omega"):
         select_ridge(theta, y, omega[:1])

@@ -293,7 +293,9 @@ def test_other_bad_arguments():
         nystrom_preconditioner(theta, omega, ridge=RIDGE, landmarks="kmeans")
     with pytest.raises(ValueError, match="theta"):
         nystrom_preconditioner(None, omega, ridge=RIDGE)
-    with pytest.raises(ValueError, match="Y"):
+    with pytest.raises(
+        ValueError, match=r"^Y must be an \(n, d\) = \(20, d\) target matrix"
+    ):
         solve_cg(theta, y[:5], omega, ridge=RIDGE)
     with pytest.raises(ValueError, match="omega"):
         solve_cg(theta, y, -omega, ridge=RIDGE)

@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core import NFTKInputError
 from ._parser import COMPARE_RELATIVE_RIDGE, DEFAULTS, INTERPRET_RELATIVE_RIDGE
 from ._report import compare_summary, fit_summary, interpret_summary, time_line
 
 __all__ = ["COMMANDS", "CLIError", "PAPER_TABLE1"]
 
 
-class CLIError(Exception):
+class CLIError(NFTKInputError):
     """A user error: printed as one line, exit code 2."""
 
 

@@ -14,7 +14,8 @@ Subcommands:
 * ``nftk reproduce --dataset mnist|imdb``: the paper's Table 1 configuration.
 
 Every run directory holds ``config.json``, ``metrics.json`` and the results. Bad
-input is a one-line ``nftk: error: ...`` on stderr with exit code 2; Ctrl-C is one
+input (an :class:`~nftk_jax.core.NFTKInputError`) is a one-line ``nftk: error: ...``
+on stderr with exit code 2, any other exception keeps its traceback; Ctrl-C is one
 line and exit code 130, without a traceback.
 """
 
@@ -24,6 +25,7 @@ import os
 import signal
 import sys
 
+from ..core import NFTKInputError
 from ._commands import COMMANDS, PAPER_TABLE1, CLIError
 from ._parser import build_parser
 from ._report import seconds_since_start
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return _interrupted(exit_now=argv is None)
-    except (CLIError, ValueError, TypeError, FileNotFoundError, ImportError) as e:
+    except NFTKInputError as e:
+        # Only the package's own input errors are one line; anything else is a bug
+        # and keeps its traceback.
         msg = " ".join(str(e).split())
         print(f"nftk: error: {msg}", file=sys.stderr)
         return 2

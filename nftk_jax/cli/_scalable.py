@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..core import NFTKInputError
+
 __all__ = ["add_scalable_args", "fit_scalable", "scalable_summary"]
 
 
@@ -45,9 +47,9 @@ def fit_scalable(args, spec, ds, run) -> dict:
     from ..experiment._run_scalable import run_scalable_fit
 
     if args.landmarks is not None and args.landmarks < 2:
-        raise ValueError(f"--landmarks must be >= 2, got {args.landmarks}.")
+        raise NFTKInputError(f"--landmarks must be >= 2, got {args.landmarks}.")
     if args.ridge is not None and not isinstance(args.ridge, float):
-        raise ValueError("--scalable takes a numeric --ridge (on trace-normalised "
+        raise NFTKInputError("--scalable takes a numeric --ridge (on trace-normalised "
                          "kernels), not 'loo' or 'gcv'.")  # fmt: skip
     budget = None if args.memory_gb is None else int(args.memory_gb * 2**30)
     return run_scalable_fit(

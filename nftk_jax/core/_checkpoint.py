@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import NFTKInputError
 from ._io import atomic_path
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NFTKInputError):
     """A checkpoint that cannot be used for this problem (foreign or corrupt)."""
 
 
@@ -73,8 +74,13 @@ def save_checkpoint(
         np.savez(f, **payload)
 
 
-def load_checkpoint(path: str | os.PathLike, *, digest: str) -> dict[str, np.ndarray]:
+def load_checkpoint(
+    path: str | os.PathLike, *, digest: str, config: dict[str, Any] | None = None
+) -> dict[str, np.ndarray]:
     """Read a checkpoint and check it belongs to the problem with ``digest``.
+
+    With ``config`` (the settings hashed into ``digest``) a mismatch names the
+    settings that differ from the checkpoint's.
 
     Raises:
         CheckpointError: the file is not a readable checkpoint, or it was written for
@@ -100,7 +106,25 @@ def load_checkpoint(path: str | os.PathLike, *, digest: str) -> dict[str, np.nda
         )
     if str(data["_digest"]) != digest:
         raise CheckpointError(
-            f"checkpoint={str(path)!r} belongs to a different problem (other "
-            "kernels, targets or settings); delete it or pass a new checkpoint path."
+            f"checkpoint={str(path)!r} belongs to a different problem "
+            f"({_difference(data, config)}); delete it or pass a new checkpoint path."
         )
     return data
+
+
+def _difference(data: dict[str, np.ndarray], config: dict[str, Any] | None) -> str:
+    """Which settings differ from the checkpoint's, else the generic reason."""
+    if config is not None and "_config" in data:
+        try:
+            saved = json.loads(str(data["_config"]))
+        except ValueError:
+            saved = None
+        if isinstance(saved, dict):
+            now = json.loads(json.dumps(config, sort_keys=True))
+            keys = sorted(
+                k for k in set(saved) | set(now) if saved.get(k) != now.get(k)
+            )
+            if keys:
+                return "other settings: " + ", ".join(keys)
+            return "other kernels, targets or validation data"
+    return "other kernels, targets or settings"

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import NFTKInputError, NFTKTypeError
+
 __all__ = [
     "atomic_path",
     "check_writable_dir",
@@ -57,12 +59,12 @@ def check_writable_dir(path: str | os.PathLike, name: str = "out_dir") -> Path:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         if probe == p:
-            raise ValueError(f"{name}={str(p)!r} exists and is not a directory.")
-        raise ValueError(
+            raise NFTKInputError(f"{name}={str(p)!r} exists and is not a directory.")
+        raise NFTKInputError(
             f"{name}={str(p)!r} cannot be created ({str(probe)!r} is a file)."
         )
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(
+        raise NFTKInputError(
             f"{name}={str(p)!r} is not writable; choose another directory."
         )
     return p
@@ -74,11 +76,13 @@ def ensure_writable_dir(path: str | os.PathLike, name: str = "out_dir") -> Path:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"{name}={str(p)!r} cannot be created ({e.strerror}).") from e
+        raise NFTKInputError(
+            f"{name}={str(p)!r} cannot be created ({e.strerror})."
+        ) from e
     if not p.is_dir():
-        raise ValueError(f"{name}={str(p)!r} exists and is not a directory.")
+        raise NFTKInputError(f"{name}={str(p)!r} exists and is not a directory.")
     if not os.access(p, os.W_OK | os.X_OK):
-        raise ValueError(
+        raise NFTKInputError(
             f"{name}={str(p)!r} is not writable; choose another directory."
         )
     return p
@@ -121,4 +125,4 @@ def _jsonable(x: Any) -> Any:
         return np.asarray(x).tolist()
     if isinstance(x, Path):
         return str(x)
-    raise TypeError(f"cannot serialise {type(x).__name__} to JSON")
+    raise NFTKTypeError(f"cannot serialise {type(x).__name__} to JSON")

@@ -6,16 +6,18 @@ import numbers
 
 import numpy as np
 
+from ..core import NFTKInputError
+
 
 def check_int(value, name: str, *, minimum: int, where: str) -> int:
     """Returns ``value`` as an ``int``, checked to be an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `{name}` must be an integer >= {minimum}, "
             f"got {value!r} of type {type(value).__name__}."
         )
     if value < minimum:
-        raise ValueError(f"{where}: `{name}` must be >= {minimum}, got {value}.")
+        raise NFTKInputError(f"{where}: `{name}` must be >= {minimum}, got {value}.")
     return int(value)
 
 

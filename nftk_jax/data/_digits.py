@@ -9,6 +9,7 @@ import pathlib
 
 import numpy as np
 
+from ..core import NFTKInputError
 from ._checks import check_int, split_by_permutation
 from ._dataset import Dataset
 from ._mnist5k import MNIST_CLASSES
@@ -40,7 +41,7 @@ def _read_digits() -> tuple[np.ndarray, np.ndarray]:
         bunch = sklearn_load_digits()
         x, y = np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.int64)
     if x.shape != (_N_DIGITS, 64) or y.min() < 0 or y.max() > 9:
-        raise ValueError(
+        raise NFTKInputError(
             "load_digits: scikit-learn's digits data are not 1797 rows of 64 pixels "
             "and a label in 0..9; reinstall scikit-learn."
         )
@@ -80,7 +81,7 @@ def load_digits(
         or not isinstance(test_fraction, numbers.Real)
         or not 0.0 < float(test_fraction) < 1.0
     ):
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `test_fraction` must be a number strictly between 0 and 1, "
             f"got {test_fraction!r}."
         )
@@ -91,7 +92,7 @@ def load_digits(
     n = x.shape[0]
     n_test = int(round(float(test_fraction) * n))
     if n_test < 1 or n_test > n - 1:
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: test_fraction={test_fraction} leaves {n_test} of {n} examples "
             "for testing; both splits need at least one example."
         )

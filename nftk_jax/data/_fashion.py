@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 
+from ..core import NFTKFileNotFoundError, NFTKInputError
 from ._dataset import Dataset
 from ._idx import DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASSES, load_idx_dataset
 from ._preprocess import PreprocessMethod
@@ -101,7 +102,7 @@ def load_fashion_mnist(
     kwargs = dict(n_train=n_train, n_test=n_test, preprocess=preprocess)
     if data_dir is not None:
         if not isinstance(data_dir, (str, os.PathLike)):
-            raise ValueError(
+            raise NFTKInputError(
                 "load_fashion_mnist: `data_dir` must be a path or None, got "
                 f"{type(data_dir).__name__}."
             )
@@ -110,7 +111,7 @@ def load_fashion_mnist(
             return _idx(folder, **kwargs)
         if folder.is_dir() and _has_tfds(folder):
             return _load_tfds(str(folder), n_train, n_test, preprocess)
-        raise FileNotFoundError(
+        raise NFTKFileNotFoundError(
             _missing_message(
                 [f"data_dir={str(folder)!r} (no IDX files, no fashion_mnist/)"]
             )
@@ -123,7 +124,7 @@ def load_fashion_mnist(
         if _has_tfds(folder):
             return _load_tfds(str(folder), n_train, n_test, preprocess)
         searched.append(str(folder))
-    raise FileNotFoundError(_missing_message(searched))
+    raise NFTKFileNotFoundError(_missing_message(searched))
 
 
 def _idx(folder: pathlib.Path, **kwargs) -> Dataset:

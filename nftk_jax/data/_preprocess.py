@@ -7,6 +7,8 @@ from typing import Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..core import NFTKInputError
+
 PreprocessMethod = Literal["none", "scale", "center", "unit_norm"]
 
 #: The accepted values of ``method`` in `preprocess` (and of ``preprocess=`` in the
@@ -17,7 +19,7 @@ PREPROCESS_METHODS: tuple[str, ...] = ("none", "scale", "center", "unit_norm")
 def check_method(method, *, where: str, name: str = "preprocess") -> str:
     """Returns ``method`` after checking it is one of `PREPROCESS_METHODS`."""
     if not isinstance(method, str) or method not in PREPROCESS_METHODS:
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `{name}` must be one of {PREPROCESS_METHODS}, got {method!r}."
         )
     return method
@@ -27,17 +29,17 @@ def _as_matrix(x, name: str) -> np.ndarray:
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise ValueError(
+        raise NFTKInputError(
             f"preprocess: `{name}` must be a numeric (n, m) array; it could not be "
             f"converted to float ({e})."
         ) from e
     if a.ndim != 2:
-        raise ValueError(
+        raise NFTKInputError(
             f"preprocess: `{name}` must be a 2-D (n, m) array with one example per "
             f"row, got shape {a.shape}; flatten images with x.reshape(len(x), -1)."
         )
     if not np.all(np.isfinite(a)):
-        raise ValueError(
+        raise NFTKInputError(
             f"preprocess: `{name}` contains NaN or infinite values; clean them first."
         )
     return a
@@ -111,12 +113,12 @@ def preprocess(
     if x_test is not None:
         b = _as_matrix(x_test, "x_test")
         if b.shape[1] != a.shape[1]:
-            raise ValueError(
+            raise NFTKInputError(
                 f"preprocess: `x_test` has {b.shape[1]} columns but `x_train` has "
                 f"{a.shape[1]}; both must hold the same features."
             )
     if max_value is not None and method != "scale":
-        raise ValueError(
+        raise NFTKInputError(
             f"preprocess: `max_value` is only used by method='scale', got "
             f"method={method!r}; drop max_value."
         )
@@ -124,20 +126,20 @@ def preprocess(
     if method == "scale":
         if max_value is None:
             if a.size == 0:
-                raise ValueError(
+                raise NFTKInputError(
                     "preprocess: method='scale' needs a non-empty `x_train` to find "
                     "its maximum, or pass max_value explicitly."
                 )
             divisor = float(np.max(np.abs(a)))
             if divisor == 0.0:
-                raise ValueError(
+                raise NFTKInputError(
                     "preprocess: method='scale' found `x_train` all zero, so there is "
                     "no maximum to divide by; pass max_value or use method='none'."
                 )
         else:
             divisor = float(max_value)
             if not np.isfinite(divisor) or divisor <= 0.0:
-                raise ValueError(
+                raise NFTKInputError(
                     f"preprocess: `max_value` must be a finite number > 0, got "
                     f"{max_value!r}."
                 )
@@ -147,7 +149,7 @@ def preprocess(
 
     elif method == "center":
         if a.shape[0] == 0:
-            raise ValueError(
+            raise NFTKInputError(
                 "preprocess: method='center' needs at least one row in `x_train` to "
                 "compute the mean."
             )

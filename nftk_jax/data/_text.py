@@ -10,6 +10,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..core import NFTKDependencyError, NFTKFileNotFoundError, NFTKInputError
 from ._checks import check_int
 
 _TEXT_EXTRA = "pip install 'nftk_jax[text]'"
@@ -69,7 +70,7 @@ def text_features(
     """
     where = "text_features"
     if isinstance(texts, (str, bytes)):
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `texts` must be a sequence of strings, not one string; wrap "
             "it in a list: text_features([text], ...)."
         )
@@ -79,17 +80,17 @@ def text_features(
             hint = ""
             if isinstance(t, bytes):
                 hint = " decode bytes with t.decode('utf-8');"
-            raise ValueError(
+            raise NFTKInputError(
                 f"{where}: `texts[{i}]` is a {type(t).__name__}, not a str;{hint} "
                 "every text must be a str."
             )
     if on_empty not in ("raise", "zero"):
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `on_empty` must be 'raise' or 'zero', got {on_empty!r}."
         )
     batch_size = check_int(batch_size, "batch_size", minimum=1, where=where)
     if not callable(getattr(tokenizer, "encode_batch", None)):
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `tokenizer` must be a tokenizers.Tokenizer (with "
             f"encode_batch), got {type(tokenizer).__name__}."
         )
@@ -97,12 +98,12 @@ def text_features(
     if emb.ndim != 2 or not (
         np.issubdtype(emb.dtype, np.floating) or np.issubdtype(emb.dtype, np.integer)
     ):
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `embedding` must be a numeric (vocab_size, dim) matrix, got "
             f"dtype {emb.dtype} and shape {emb.shape}."
         )
     if not np.all(np.isfinite(emb)):
-        raise ValueError(f"{where}: `embedding` contains NaN or infinite values.")
+        raise NFTKInputError(f"{where}: `embedding` contains NaN or infinite values.")
 
     vocab_size, dim = emb.shape
     out = np.zeros((len(texts), dim), dtype=np.float32)
@@ -117,14 +118,14 @@ def text_features(
                 ids = ids[mask]  # drop padding tokens, if the tokenizer pads
             if ids.size == 0:
                 if on_empty == "raise":
-                    raise ValueError(
+                    raise NFTKInputError(
                         f"{where}: `texts[{i}]` ({texts[i]!r:.40}) has no tokens, so "
                         "its mean embedding is undefined; remove it, or pass "
                         "on_empty='zero' to give it a zero feature row."
                     )
                 continue
             if ids.min() < 0 or ids.max() >= vocab_size:
-                raise ValueError(
+                raise NFTKInputError(
                     f"{where}: the tokenizer produced token id {int(ids.max())} for "
                     f"`texts[{i}]`, but `embedding` has only {vocab_size} rows; the "
                     "tokenizer and the embedding must come from the same model."
@@ -138,7 +139,7 @@ def _import_text_packages():
         import safetensors  # noqa: F401
         import tokenizers
     except ImportError as e:
-        raise ImportError(
+        raise NFTKDependencyError(
             "load_gpt2_embedding needs the `tokenizers` and `safetensors` packages; "
             f"install the text extra: {_TEXT_EXTRA}"
         ) from e
@@ -149,7 +150,7 @@ def _hub_files(repo_id: str) -> dict[str, pathlib.Path]:
     try:
         import huggingface_hub
     except ImportError as e:
-        raise ImportError(
+        raise NFTKDependencyError(
             "load_gpt2_embedding(local_dir=None) downloads from the Hugging Face hub "
             f"and needs `huggingface-hub`; install the text extra: {_TEXT_EXTRA}, or "
             "pass local_dir=<folder with tokenizer.json and model.safetensors>."
@@ -161,7 +162,7 @@ def _hub_files(repo_id: str) -> dict[str, pathlib.Path]:
                 huggingface_hub.hf_hub_download(repo_id, filename)
             )
         except Exception as e:  # network, proxy, authentication, missing repo
-            raise FileNotFoundError(
+            raise NFTKFileNotFoundError(
                 f"load_gpt2_embedding: could not fetch {filename!r} of {repo_id!r} "
                 f"from the Hugging Face hub ({type(e).__name__}: {e}). Without "
                 f"network access, copy {' and '.join(_GPT2_FILES)} from "
@@ -202,19 +203,19 @@ def load_gpt2_embedding(
 
     if local_dir is None:
         if not isinstance(repo_id, str) or not repo_id:
-            raise ValueError(f"{where}: `repo_id` must be a non-empty string.")
+            raise NFTKInputError(f"{where}: `repo_id` must be a non-empty string.")
         paths = _hub_files(repo_id)
     else:
         folder = pathlib.Path(local_dir).expanduser()
         if not folder.is_dir():
-            raise FileNotFoundError(
+            raise NFTKFileNotFoundError(
                 f"{where}: `local_dir` {str(folder)!r} is not an existing folder; "
                 f"pass the folder holding {' and '.join(_GPT2_FILES)}."
             )
         paths = {name: folder / name for name in _GPT2_FILES}
         for name, path in paths.items():
             if not path.is_file():
-                raise FileNotFoundError(
+                raise NFTKFileNotFoundError(
                     f"{where}: `local_dir` {str(folder)!r} has no {name}; it must "
                     f"hold {' and '.join(_GPT2_FILES)} from "
                     "https://huggingface.co/gpt2."
@@ -225,13 +226,13 @@ def load_gpt2_embedding(
         keys = list(f.keys())
         key = next((k for k in _WTE_KEYS if k in keys), None)
         if key is None:
-            raise ValueError(
+            raise NFTKInputError(
                 f"{where}: {paths['model.safetensors']} has no token-embedding tensor "
                 f"(looked for {_WTE_KEYS}); it is not a GPT-2 checkpoint."
             )
         embedding = np.asarray(f.get_tensor(key), dtype=np.float32)
     if embedding.ndim != 2 or embedding.shape[0] < tokenizer.get_vocab_size():
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: the {key} tensor has shape {embedding.shape}, but the "
             f"tokenizer has {tokenizer.get_vocab_size()} tokens; tokenizer.json and "
             "model.safetensors must come from the same model."

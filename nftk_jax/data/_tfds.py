@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from ..core import NFTKDependencyError, NFTKFileNotFoundError, NFTKInputError
 from ._checks import check_int, check_optional_int
 from ._dataset import Dataset, TextDataset
 from ._preprocess import PreprocessMethod, apply_preprocess, check_method
@@ -27,14 +28,14 @@ def _import_tfds():
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
-        raise ImportError(
+        raise NFTKDependencyError(
             "load_tfds needs tensorflow-datasets (and TensorFlow), which are not "
             f"installed; install the data extra: {_DATA_EXTRA}"
         ) from e
     return tfds
 
 
-class DataNotPreparedError(FileNotFoundError):
+class DataNotPreparedError(NFTKFileNotFoundError):
     """A tensorflow-datasets data set is not prepared in the directory searched.
 
     Attributes:
@@ -102,7 +103,7 @@ def _read_split(
         ys.append(np.asarray(batch["label"], dtype=np.int64))
     y = np.concatenate(ys) if ys else np.zeros((0,), np.int64)
     if n is not None and y.shape[0] < n:
-        raise ValueError(
+        raise NFTKInputError(
             f"load_tfds: split {split!r} of {name!r} has only {y.shape[0]} examples, "
             f"fewer than the {n} asked for; lower n_train/n_test or pass None for all."
         )
@@ -180,21 +181,21 @@ def load_tfds(
     """
     where = "load_tfds"
     if name not in TFDS_DATASETS:
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `name` must be one of {tuple(TFDS_DATASETS)}, got {name!r}."
         )
     kind = TFDS_DATASETS[name]
     if isinstance(split, str) or len(split) != 2:
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `split` must be a pair of split names (train, test), e.g. "
             f"('train', 'test'), got {split!r}."
         )
     if not all(isinstance(s, str) and s for s in split):
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `split` names must be non-empty strings, got {split!r}."
         )
     if not isinstance(download, bool):
-        raise ValueError(
+        raise NFTKInputError(
             f"{where}: `download` must be True or False, got {download!r}."
         )
     n_train = check_optional_int(n_train, "n_train", minimum=1, where=where)
@@ -202,12 +203,12 @@ def load_tfds(
     batch_size = check_int(batch_size, "batch_size", minimum=1, where=where)
     if text_embedding is not None:
         if kind != "text":
-            raise ValueError(
+            raise NFTKInputError(
                 f"{where}: `text_embedding` applies to text data sets only, but "
                 f"{name!r} holds images; drop text_embedding."
             )
         if not isinstance(text_embedding, TokenEmbedding):
-            raise ValueError(
+            raise NFTKInputError(
                 f"{where}: `text_embedding` must be a TokenEmbedding (see "
                 f"load_gpt2_embedding), got {type(text_embedding).__name__}."
             )
@@ -217,14 +218,14 @@ def load_tfds(
     else:
         method = check_method(preprocess, where=where)
         if raw_text and method != "none":
-            raise ValueError(
+            raise NFTKInputError(
                 f"{where}: raw texts of {name!r} cannot be preprocessed with "
                 f"{method!r}; pass text_embedding=... to get features, or "
                 "preprocess=None."
             )
     for arg, value in (("data_dir", data_dir), ("manual_dir", manual_dir)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise ValueError(
+            raise NFTKInputError(
                 f"{where}: `{arg}` must be a path or None, got {type(value).__name__}."
             )
     if data_dir is None:

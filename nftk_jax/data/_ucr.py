@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..core import NFTKDependencyError, NFTKInputError
+
 __all__ = ["UCR_DATASETS", "SequenceDataset", "load_ucr", "resample_sequences"]
 
 #: The classification sets aeon ships in its wheel (the last two have variable length).
@@ -51,7 +53,7 @@ def _aeon_data_dir() -> str:
     try:
         import aeon.datasets
     except ImportError as err:
-        raise ImportError(
+        raise NFTKDependencyError(
             "load_ucr needs aeon, the optional 'timeseries' extra: "
             "pip install 'nftk_jax[timeseries]'."
         ) from err
@@ -112,7 +114,7 @@ def load_ucr(name: str, *, normalise: bool = True) -> SequenceDataset:
             for d in os.listdir(base)
             if os.path.isfile(os.path.join(base, d, f"{d}_TRAIN.ts"))
         )
-        raise ValueError(
+        raise NFTKInputError(
             f"name={name!r} is not a classification set shipped with aeon; "
             f"choose one of {shipped}."
         )
@@ -145,7 +147,7 @@ def resample_sequences(seqs: Any, length: int) -> np.ndarray:
                [1., 1., 1.]])
     """
     if int(length) < 1:
-        raise ValueError(f"length must be >= 1, got {length}.")
+        raise NFTKInputError(f"length must be >= 1, got {length}.")
     rows = []
     for s in seqs:
         a = np.asarray(s, np.float64)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core import NFTKInputError
+
 __all__ = ["omega_agreement", "run_interpret"]
 
 
@@ -41,7 +43,7 @@ def omega_agreement(omega_kernel: Any, omega_finite: Any) -> dict:
     a = np.asarray(omega_kernel, dtype=np.float64)
     b = np.asarray(omega_finite, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(
+        raise NFTKInputError(
             f"the two Omegas must both be (d, L), got {a.shape} and {b.shape}."
         )
     r = rank_correlation(np.stack([a, b]))

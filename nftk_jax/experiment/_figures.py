@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core import NFTKInputError
 from ..core._io import atomic_path
 from ..linalg._krr import check_omega
 
@@ -110,7 +111,7 @@ def omega_heatmaps_figure(
     d, L = m["omega_n"].shape
     names = list(class_names) if class_names is not None else [str(c) for c in range(d)]
     if len(names) != d:
-        raise ValueError(f"class_names has {len(names)} names for {d} classes.")
+        raise NFTKInputError(f"class_names has {len(names)} names for {d} classes.")
     names = [str(n) for n in names]
     layers = [str(l + 1) for l in range(L)]
     longest = max(len(n) for n in names)
@@ -171,7 +172,9 @@ def omega_trajectory_figure(
 
     traj = np.asarray(trajectory, dtype=np.float64)
     if traj.ndim != 3 or traj.shape[0] == 0:
-        raise ValueError(f"trajectory must have shape (steps, d, L), got {traj.shape}.")
+        raise NFTKInputError(
+            f"trajectory must have shape (steps, d, L), got {traj.shape}."
+        )
     plt = _plt()
     ncols = 2 if objective is not None else 1
     fig, axes = plt.subplots(

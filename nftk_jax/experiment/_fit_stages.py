@@ -183,14 +183,26 @@ def _ridge_and_baselines(theta_tr, theta_te, y_tr, y_te, ctx, lap) -> dict:
     return base
 
 
-def _evaluate(theta_tr, theta_te, y_tr, y_te, omegas, base, d, seed) -> dict:
-    """Test predictions of the learned Omegas against the baselines."""
-    from ..linalg._krr import encode_targets
-    from ._baselines import _test_correct, compare_learned
+def _evaluate(theta_tr, theta_te, y_tr, y_te, omegas, base, result, seed) -> dict:
+    """Test predictions of the learned Omegas against the baselines.
 
-    Y, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
-    ridge = base["ridge"]["value"]
-    learned = [_test_correct(theta_tr, theta_te, Y, y_te, o, ridge) for o in omegas]
+    Each Omega is refit on all training inputs with the learner's solver
+    (``result.solver``: dense Cholesky or CG), as :func:`fit_mkl` refits.
+    """
+    import jax.numpy as jnp
+
+    from ..linalg._krr import krr_predict
+    from ..mkl._fit import _refit
+    from ._baselines import compare_learned
+
+    options = {"n_classes": result.omega.shape[0]}
+    theta = jnp.asarray(theta_tr)
+    learned = []
+    for omega in omegas:
+        at = result._replace(omega=np.asarray(omega), ridge=base["ridge"]["value"])
+        alpha = _refit(at, theta, y_tr, options, None).alpha
+        scores = np.asarray(krr_predict(theta_te, alpha, omega))
+        learned.append(np.argmax(scores, axis=1) == y_te)
     return compare_learned(base, learned, seed=seed)
 
 
@@ -229,7 +241,7 @@ def run_stages(spec, dataset, out, config, *, dtype, progress, log, ridge_grid):
         f"{'s' if len(omegas) > 1 else ''}, bootstrap intervals, McNemar tests"
     )
     baselines = _evaluate(
-        theta_tr, theta_te, y_tr, y_te, omegas, base, d, config["seed"]
+        theta_tr, theta_te, y_tr, y_te, omegas, base, result, config["seed"]
     )
     del theta_tr, theta_te
     lap("evaluation_s")

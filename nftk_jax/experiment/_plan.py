@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..core import NFTKInputError
+
 __all__ = ["ScalePlan", "free_memory_bytes", "measure_rates", "plan_scalable"]
 
 _GIB = 2**30
@@ -196,12 +198,12 @@ def plan_scalable(
     if landmarks is not None:
         plan = plan_for(min(int(landmarks), n_train))
         if not fits(plan, timed=False):
-            raise ValueError(_too_big(plan, "lower --landmarks (landmarks=)"))
+            raise NFTKInputError(_too_big(plan, "lower --landmarks (landmarks=)"))
         return plan
     sizes = sorted({min(n_train, k) for k in range(_STEP, n_train + _STEP, _STEP)})
     best = plan_for(sizes[0])
     if not fits(best, timed=False):
-        raise ValueError(
+        raise NFTKInputError(
             _too_big(best, "free memory or disk, or pass a smaller memory need")
         )
     for m in sizes[1:]:

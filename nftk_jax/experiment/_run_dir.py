@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..core import NFTKInputError
 from ..core._io import check_writable_dir
 
 __all__ = [
@@ -72,7 +73,7 @@ RESULT_FILES = tuple(f for f in RUN_FILES if f not in _KEPT_ON_RESUME)
 RESUMABLE_KEYS = ("steps",)
 
 
-class RunDirectoryError(ValueError):
+class RunDirectoryError(NFTKInputError):
     """The run directory holds another run; nothing was computed or changed.
 
     Attributes:

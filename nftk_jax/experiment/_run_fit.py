@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core import NFTKInputError
 from ..core._checkpoint import problem_digest
 from ..core._io import _jsonable, write_json
 from ..model._rnn import RNN
@@ -73,7 +74,7 @@ def _check_memory(n: int, n_test: int, L: int, d: int, dtype: Any) -> None:
     need = fit_peak_bytes(n, n_test, L, d, dtype=np.float32 if item == 4 else None)
     have = 2 * default_memory_budget()  # physical RAM
     if need > 0.8 * have:
-        raise ValueError(
+        raise NFTKInputError(
             f"n_train={n} with {L} layers needs about {need / 2**30:.1f} GiB at its "
             f"peak (cached kernels, their copies and the per-class solves), more "
             f"than this machine's {have / 2**30:.1f} GiB; lower n_train (--n-train)."
@@ -125,14 +126,14 @@ def _resume_note(out: Path, state, log) -> None:
 
 def _check_options(resamples: Any, objective: str, normalize: str) -> None:
     if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)):
-        raise ValueError(f"resamples must be an integer >= 1, got {resamples!r}.")
+        raise NFTKInputError(f"resamples must be an integer >= 1, got {resamples!r}.")
     if resamples < 1 or (resamples > 1 and objective != "val_mse"):
-        raise ValueError(
+        raise NFTKInputError(
             f"resamples={resamples}: must be >= 1, and > 1 only with "
             "objective='val_mse' (it resamples the validation split)."
         )
     if normalize not in NORMALIZATIONS:
-        raise ValueError(
+        raise NFTKInputError(
             f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}."
         )
 

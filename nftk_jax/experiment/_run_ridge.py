@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core import NFTKInputError
+
 __all__ = ["DEFAULT_RELATIVE_RIDGE", "choose_ridge", "default_ridge", "grid_edge_line"]
 
 #: Default ridge relative to the mean training diagonal of the (normalised) kernels.
@@ -29,7 +31,7 @@ def _ridge_grid(theta_tr: np.ndarray, ridge_grid) -> np.ndarray | None:
 
     low, high = (float(v) for v in ridge_grid)
     if not (0 < low < high and np.isfinite(high)):
-        raise ValueError(
+        raise NFTKInputError(
             f"ridge_grid must be (low, high) with 0 < low < high, got {ridge_grid}."
         )
     num = int(round(4 * np.log10(high / low))) + 1

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core import NFTKInputError
 from ._figures import _plt, _save
 
 __all__ = ["plot_omega_agreement", "plot_omega_stability"]
@@ -19,7 +20,7 @@ __all__ = ["plot_omega_agreement", "plot_omega_stability"]
 def _names(names: Sequence[str] | None, d: int) -> list[str]:
     out = list(names) if names is not None else [str(c) for c in range(d)]
     if len(out) != d:
-        raise ValueError(f"class_names has {len(out)} names for {d} classes.")
+        raise NFTKInputError(f"class_names has {len(out)} names for {d} classes.")
     return out
 
 
@@ -101,7 +102,7 @@ def plot_omega_agreement(
 
     a, b = row_normalise(omega_kernel), row_normalise(omega_finite)
     if a.shape != b.shape:
-        raise ValueError(f"the two Omegas differ in shape: {a.shape} vs {b.shape}.")
+        raise NFTKInputError(f"the two Omegas differ in shape: {a.shape} vs {b.shape}.")
     d, L = a.shape
     names = _names(class_names, d)
     plt = _plt()

@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from jax import lax
 
+from ..core import NFTKInputError, NFTKTypeError
 from ..core._validation import (
     check_positive_float,
     check_positive_int,
@@ -73,7 +74,7 @@ _STRUCTURED_DERIVATIVES = 3
 # --------------------------------------------------------------------------------------
 def _check_spec(spec: Any) -> MLP | RNN:
     if not isinstance(spec, (MLP, RNN)):
-        raise TypeError(
+        raise NFTKTypeError(
             f"spec must be an nftk_jax.MLP or RNN, got {type(spec).__name__}."
         )
     return spec
@@ -86,7 +87,7 @@ def _inputs(spec: Any, x: Any, name: str, like: Any = None) -> np.ndarray:
 
 def _check_init(init: Any) -> str:
     if init not in INITS:
-        raise ValueError(f"init={init!r}; choose one of {INITS}.")
+        raise NFTKInputError(f"init={init!r}; choose one of {INITS}.")
     return init
 
 
@@ -105,30 +106,34 @@ def _targets(y: Any, n: int, n_classes: int | None, name: str = "y") -> np.ndarr
     arr = np.asarray(y)
     if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
         if arr.shape[0] != n:
-            raise ValueError(f"{name} has {arr.shape[0]} labels but x has {n} rows.")
+            raise NFTKInputError(
+                f"{name} has {arr.shape[0]} labels but x has {n} rows."
+            )
         if arr.min() < 0:
-            raise ValueError(f"{name} has negative labels; labels are class indices.")
+            raise NFTKInputError(
+                f"{name} has negative labels; labels are class indices."
+            )
         d = int(arr.max()) + 1 if n_classes is None else n_classes
         if arr.max() >= d:
-            raise ValueError(
+            raise NFTKInputError(
                 f"{name} has label {int(arr.max())} but there are only {d} classes "
                 "(rows of omega / n_classes)."
             )
         return np.eye(d, dtype=np.float64)[arr]
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} must be integer labels (n,) or real targets (n, d), got shape "
             f"{arr.shape} and dtype {arr.dtype}."
         )
     if arr.shape[0] != n:
-        raise ValueError(f"{name} has {arr.shape[0]} rows but x has {n}.")
+        raise NFTKInputError(f"{name} has {arr.shape[0]} rows but x has {n}.")
     if n_classes is not None and arr.shape[1] != n_classes:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} has {arr.shape[1]} columns but omega has {n_classes} rows; they "
             "must agree (one row of omega per output)."
         )
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite entries.")
+        raise NFTKInputError(f"{name} contains NaN or infinite entries.")
     return arr.astype(np.float64)
 
 
@@ -237,7 +242,7 @@ def nftk_network(
     init = _check_init(init)
     dt = resolve_dtype(dtype)
     if isinstance(spec, RNN) and init != "ntk":
-        raise ValueError(f"init={init!r}: an RNN spec has only init='ntk'.")
+        raise NFTKInputError(f"init={init!r}: an RNN spec has only init='ntk'.")
     raw_init = None if isinstance(spec, RNN) else _network_spec(spec, init)
     raw_init = raw_init and raw_init.network(d).init_fn
     heads = _heads_apply(spec, init)
@@ -255,7 +260,7 @@ def nftk_network(
 
     def apply_fn(params: Any, x: jax.Array, omega: jax.Array) -> jax.Array:
         if jnp.shape(omega) != (d, depth):
-            raise ValueError(
+            raise NFTKInputError(
                 f"omega must have shape (d, L) = ({d}, {depth}), got "
                 f"{jnp.shape(omega)}."
             )
@@ -445,7 +450,7 @@ def weight_decay_to_ridge(weight_decay: float, n: int) -> float:
 
 def _resolve_weight_decay(ridge: Any, weight_decay: Any, n: int) -> float:
     if ridge is not None and weight_decay is not None:
-        raise ValueError(
+        raise NFTKInputError(
             "pass either ridge or weight_decay, not both (ridge = n * weight_decay)."
         )
     if ridge is not None:
@@ -464,14 +469,14 @@ def _make_optimizer(
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer
     if optimizer not in OPTIMIZERS:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name}={optimizer!r}; choose one of {OPTIMIZERS} or pass an "
             "optax.GradientTransformation."
         )
     lr = check_positive_float(learning_rate, "learning_rate", allow_zero=True)
     mom = check_positive_float(momentum, "momentum", allow_zero=True)
     if mom >= 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}.")
+        raise NFTKInputError(f"momentum must be in [0, 1), got {momentum!r}.")
     if optimizer == "sgd":
         return optax.sgd(lr)
     if optimizer == "momentum":
@@ -486,7 +491,7 @@ def _check_batch(batch_size: Any, n: int) -> int | None:
         return None
     b = check_positive_int(batch_size, "batch_size")
     if b > n:
-        raise ValueError(f"batch_size={b} exceeds the {n} training examples.")
+        raise NFTKInputError(f"batch_size={b} exceeds the {n} training examples.")
     return b
 
 

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..core import NFTKInputError, NFTKTypeError
 from ..core._io import atomic_path
 from ..core._validation import check_positive_float, check_positive_int
 from ..kernels._layerwise import layerwise_kernels
@@ -165,7 +166,7 @@ def _rel(a: Any, b: Any) -> float:
 def _check_ints(values: Any, name: str, minimum: int) -> np.ndarray:
     vals = tuple(values) if isinstance(values, Sequence | np.ndarray) else (values,)
     if not vals:
-        raise ValueError(f"{name} is empty; pass at least one value, e.g. (0,).")
+        raise NFTKInputError(f"{name} is empty; pass at least one value, e.g. (0,).")
     return np.array([check_positive_int(v, name, minimum=minimum) for v in vals])
 
 
@@ -320,7 +321,7 @@ def compare_widths(
 def width_study_figure(study: WidthStudy, *, title: str | None = None):
     """The matplotlib figure of :func:`plot_width_study` (not saved)."""
     if not isinstance(study, WidthStudy):
-        raise TypeError(f"study must be a WidthStudy, got {type(study).__name__}.")
+        raise NFTKTypeError(f"study must be a WidthStudy, got {type(study).__name__}.")
     import matplotlib
     import matplotlib.ticker
 

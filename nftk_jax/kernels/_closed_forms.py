@@ -27,6 +27,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ..core import NFTKInputError
 from ._special import atan2_nonneg, safe_sqrt
 
 __all__ = ["ActivationStep", "activation_step", "FAST_ACTIVATIONS"]
@@ -148,7 +149,7 @@ def activation_step(activation: str, kwargs: dict) -> ActivationStep:
         return _erf(kwargs["a"], kwargs["b"], kwargs["c"])
     if activation == "gelu":
         return _gelu()
-    raise ValueError(
+    raise NFTKInputError(
         f"activation={activation!r} has no fast kernel; fast ones: "
         f"{sorted(FAST_ACTIVATIONS)}."
     )

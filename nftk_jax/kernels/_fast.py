@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import NFTKInputError
 from ..model._spec import ACTIVATIONS, MLP
 from ._closed_forms import FAST_ACTIVATIONS, activation_step
 
@@ -75,10 +76,10 @@ def resolve_engine(spec: MLP, engine: str) -> str:
         ('fast', 'stax')
     """
     if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r}; choose 'auto', 'fast' or 'stax'.")
+        raise NFTKInputError(f"engine={engine!r}; choose 'auto', 'fast' or 'stax'.")
     has_fast = spec.activation in FAST_ACTIVATIONS
     if engine == "fast" and not has_fast:
-        raise ValueError(
+        raise NFTKInputError(
             f"engine='fast' has no closed form for activation={spec.activation!r}; "
             f"use engine='auto' or 'stax' (fast: {sorted(FAST_ACTIVATIONS)})."
         )
@@ -229,7 +230,7 @@ def fast_kernel_fn(spec: MLP):
     def kernel_fn(x1, x2=None, get: str | Sequence[str] = "ntk"):
         gets = (get,) if isinstance(get, str) else tuple(get)
         if not gets or any(g not in ("nngp", "ntk") for g in gets):
-            raise ValueError(f"get={get!r}; use 'ntk', 'nngp' or a tuple of them.")
+            raise NFTKInputError(f"get={get!r}; use 'ntk', 'nngp' or a tuple of them.")
         x1 = jnp.asarray(x1)
         same = None
         if x2 is None:

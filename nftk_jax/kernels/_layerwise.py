@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ..core import NFTKInputError, NFTKTypeError
 from ..core._validation import (
     check_inputs,
     check_positive_int,
@@ -73,7 +74,7 @@ def _normalise_get(get: str | Sequence[str]) -> tuple[tuple[str, ...], bool]:
     single = isinstance(get, str)
     gets = (get,) if single else tuple(get)
     if not gets or any(g not in _GETS for g in gets):
-        raise ValueError(f"get={get!r}; use 'ntk', 'nngp' or a tuple of them.")
+        raise NFTKInputError(f"get={get!r}; use 'ntk', 'nngp' or a tuple of them.")
     return gets, single
 
 
@@ -94,7 +95,7 @@ def choose_block_size(
     entries = memory_budget / per_entry
     if entries < _MIN_BLOCK * _MIN_BLOCK:
         need = per_entry * _MIN_BLOCK * _MIN_BLOCK
-        raise ValueError(
+        raise NFTKInputError(
             f"memory_budget={memory_budget} bytes is too small for depth={depth}: "
             f"one {_MIN_BLOCK}x{_MIN_BLOCK} tile needs {need} bytes; raise it."
         )
@@ -226,7 +227,7 @@ def _resolve_devices(devices: Sequence | None | bool) -> tuple | None:
         devices = jax.local_devices()
     devices = tuple(devices)
     if len(devices) == 0:
-        raise ValueError("devices is empty; pass None to use all local devices.")
+        raise NFTKInputError("devices is empty; pass None to use all local devices.")
     return devices if len(devices) > 1 else None
 
 
@@ -257,12 +258,12 @@ def _plan(
     engine="auto",
 ) -> _Plan:
     if not isinstance(spec, (MLP, RNN)):
-        raise TypeError(
+        raise NFTKTypeError(
             f"spec must be an nftk_jax.MLP or RNN, got {type(spec).__name__}."
         )
     if isinstance(spec, RNN):
         if engine not in ("auto", "stax"):
-            raise ValueError(
+            raise NFTKInputError(
                 f"engine={engine!r} has no fast path for an RNN; use engine='auto'."
             )
         engine = "stax"  # the recurrent recursion has one engine (kernels/_rntk.py)
@@ -370,7 +371,7 @@ def _check_finite(values: jax.Array, spec: MLP, dtype: np.dtype) -> None:
     1e38 (``W_std=5``, depth 35).
     """
     if not bool(jnp.all(jnp.isfinite(values))):
-        raise ValueError(
+        raise NFTKInputError(
             f"the layerwise kernels are not finite in dtype={np.dtype(dtype).name} "
             f"for activation={spec.activation!r}, depth={spec.depth}, "
             f"{_scale_name(spec)}={_scale(spec)}: their values outgrow the dtype's "
@@ -624,13 +625,13 @@ def layerwise_matvec(
     vv = np.asarray(v, dtype=pdt)
     n1, n2 = len(plan.x1), len(plan.x2)
     if vv.ndim != 2 or vv.shape[0] != n2:
-        raise ValueError(f"v must have shape ({n2}, k), got {vv.shape}.")
+        raise NFTKInputError(f"v must have shape ({n2}, k), got {vv.shape}.")
     k = vv.shape[1]
     weighted = omega is not None
     if weighted:
         om = np.asarray(omega, dtype=pdt)
         if om.shape != (k, spec.depth):
-            raise ValueError(
+            raise NFTKInputError(
                 f"omega must have shape (d, L) = ({k}, {spec.depth}) to "
                 f"match v's {k} columns, got {om.shape}."
             )

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import NFTKInputError, NFTKTypeError
 from ..core._checkpoint import problem_digest
 from ..core._io import atomic_path, ensure_writable_dir, write_json
 from ..core._validation import check_positive_int, resolve_dtype
@@ -168,29 +169,31 @@ class LayerOperator(abc.ABC):
         arr = np.asarray(v)
         if arr.ndim != 2 or arr.shape[0] != n:
             hint = f"; reshape a vector with {name}[:, None]" if arr.ndim == 1 else ""
-            raise ValueError(f"{name} must have shape ({n}, k), got {arr.shape}{hint}.")
+            raise NFTKInputError(
+                f"{name} must have shape ({n}, k), got {arr.shape}{hint}."
+            )
         if not (
             np.issubdtype(arr.dtype, np.floating)
             or np.issubdtype(arr.dtype, np.integer)
         ):
-            raise TypeError(f"{name} must be a real array, got dtype {arr.dtype}.")
+            raise NFTKTypeError(f"{name} must be a real array, got dtype {arr.dtype}.")
         return arr.astype(_product_dtype(), copy=False)
 
     def _weights(self, w: Any) -> np.ndarray:
         L = self.shape[0]
         arr = np.asarray(w, dtype=np.float64)
         if arr.shape != (L,):
-            raise ValueError(
+            raise NFTKInputError(
                 f"w must have shape (L,) = ({L},), one weight per layer, "
                 f"got {arr.shape}."
             )
         if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise ValueError(f"w must be finite and non-negative, got {arr}.")
+            raise NFTKInputError(f"w must be finite and non-negative, got {arr}.")
         return arr.astype(_product_dtype())
 
     def _check_square(self) -> None:
         if not self.square:
-            raise ValueError(
+            raise NFTKInputError(
                 f"diagonal() needs a square operator (one set of inputs against "
                 f"itself, built with x2=None); this one is {self.shape[1]} x "
                 f"{self.shape[2]} cross kernels."
@@ -242,12 +245,12 @@ class ArrayLayerOperator(LayerOperator):
     def __init__(self, theta: Any):
         th = jnp.asarray(theta)
         if th.ndim != 3:
-            raise ValueError(
+            raise NFTKInputError(
                 f"theta must be the (L, n1, n2) layerwise kernels, got shape "
                 f"{th.shape}."
             )
         if th.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ValueError(
+            raise NFTKInputError(
                 f"theta must be float32 or float64, got {th.dtype}; cast it first."
             )
         self.theta = th
@@ -497,7 +500,7 @@ def _readinto(f, buf: np.ndarray, offset: int, path: Path) -> None:
     while done < len(view):
         got = f.readinto(view[done:])
         if not got:
-            raise ValueError(
+            raise NFTKInputError(
                 f"path={str(path)!r} ends after {offset + done} bytes, before the "
                 "stored kernels do: the file is truncated. Rebuild it with "
                 "DiskLayerOperator.build(..., overwrite=True)."
@@ -614,7 +617,7 @@ class DiskLayerOperator(LayerOperator):
                 ``overwrite`` is False), or an argument is invalid.
         """
         if not isinstance(spec, (MLP, RNN)):
-            raise TypeError(
+            raise NFTKTypeError(
                 f"spec must be an nftk_jax.MLP or RNN, got {type(spec).__name__}."
             )
         store_dt = _storage_dtype(dtype)
@@ -626,7 +629,7 @@ class DiskLayerOperator(LayerOperator):
         n2 = n1 if a2 is None else len(a2)
         row_bytes = L * n2 * store_dt.itemsize
         if budget < row_bytes:
-            raise ValueError(
+            raise NFTKInputError(
                 f"panel_budget={budget} bytes is smaller than one row of every "
                 f"layer ({L} x {n2} {store_dt.name} = {row_bytes} bytes); raise it."
             )
@@ -656,7 +659,7 @@ class DiskLayerOperator(LayerOperator):
                 _verify(dest, found, _problem_keys(meta, store=True))
             except ValueError as e:
                 if not overwrite:
-                    raise ValueError(
+                    raise NFTKInputError(
                         f"{e} Or pass overwrite=True to DiskLayerOperator.build to "
                         "replace it."
                     ) from None
@@ -806,7 +809,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
     meta_path = _meta_path(path)
     if not meta_path.exists():
         what = "exists but has" if path.exists() else "does not exist and has"
-        raise ValueError(
+        raise NFTKInputError(
             f"path={str(path)!r} {what} no metadata file {meta_path.name!r}: it is "
             "not a complete kernel store (never built, or its build was "
             "interrupted). Build it with DiskLayerOperator.build(spec, x1, x2, "
@@ -818,19 +821,19 @@ def _read_meta(path: Path) -> dict[str, Any]:
     except (OSError, ValueError, AttributeError):
         ok = False
     if not ok:
-        raise ValueError(
+        raise NFTKInputError(
             f"path={str(path)!r}: {meta_path.name!r} is not the metadata of a "
             "kernel store; delete both files or choose another path."
         )
     if meta.get("version") != _STORE_VERSION:
-        raise ValueError(
+        raise NFTKInputError(
             f"path={str(path)!r} has store format version {meta.get('version')}, "
             f"expected {_STORE_VERSION}; rebuild it with DiskLayerOperator.build."
         )
     size = path.stat().st_size if path.exists() else None
     expected = meta.get("file_bytes")
     if size != expected:
-        raise ValueError(
+        raise NFTKInputError(
             f"path={str(path)!r} holds {size} bytes but its metadata describes "
             f"{expected}: the data file is missing, truncated or replaced. Rebuild "
             "it with DiskLayerOperator.build(..., overwrite=True)."
@@ -868,7 +871,7 @@ def _verify(path: Path, found: dict[str, Any], expected: dict[str, Any]) -> None
             detail = f"it stores {key}={found.get(key)!r}, not {want!r}"
         else:
             detail = f"it was computed for other {name} inputs"
-        raise ValueError(
+        raise NFTKInputError(
             f"path={str(path)!r} does not match this problem's {name}: {detail}. "
             "Pass the same spec and inputs it was built with, or build a new "
             "store (another path)."

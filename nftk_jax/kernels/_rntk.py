@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ..core import NFTKInputError
 from ..model._rnn import RNN
 
 __all__ = ["rntk_tile_fn", "rntk_block_size"]
@@ -159,7 +160,7 @@ def rntk_block_size(
     entries = memory_budget / per_entry
     if entries < _MIN_BLOCK * _MIN_BLOCK:
         need = per_entry * _MIN_BLOCK * _MIN_BLOCK
-        raise ValueError(
+        raise NFTKInputError(
             f"memory_budget={memory_budget} bytes is too small for depth={depth}: "
             f"one {_MIN_BLOCK}x{_MIN_BLOCK} tile needs {need} bytes; raise it."
         )

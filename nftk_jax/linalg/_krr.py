@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import NFTKInputError
+
 __all__ = [
     "KRRSolution",
     "check_omega",
@@ -47,9 +49,11 @@ def check_ridge(ridge: Any, name: str = "ridge") -> float:
     try:
         r = float(ridge)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {ridge!r}.") from None
+        raise NFTKInputError(
+            f"{name} must be a positive number, got {ridge!r}."
+        ) from None
     if not np.isfinite(r) or r <= 0:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} must be finite and > 0 (Theorem 1 needs K + ridge I to be "
             f"invertible), got {ridge!r}; try e.g. {name}=1e-3."
         )
@@ -71,7 +75,7 @@ def check_omega(
     zero kernel for that class, which Theorem 1 cannot invert against a target).
     """
     if omega is None:
-        raise ValueError(f"{name} is None; pass a (d, L) array of layer weights.")
+        raise NFTKInputError(f"{name} is None; pass a (d, L) array of layer weights.")
     om = np.asarray(omega, dtype=np.float64)
     if om.ndim == 1 and n_classes == 1 and om.shape[0] == depth:
         om = om[None]
@@ -85,21 +89,21 @@ def check_omega(
         or (n_classes is not None and om.shape[0] != n_classes)
         or (depth is not None and om.shape[1] != depth)
     ):
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} must have shape (n_classes, depth) = ({want[0]}, {want[1]}), "
             f"got {om.shape}."
         )
     if not np.all(np.isfinite(om)):
-        raise ValueError(f"{name} contains NaN or inf.")
+        raise NFTKInputError(f"{name} contains NaN or inf.")
     if np.any(om < 0):
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} must be non-negative (Theorem 1 needs each K_c to be a "
             f"positive combination of kernels); min entry is {om.min():.3g}. "
             "Project it, e.g. with np.maximum(omega, 0)."
         )
     if not allow_zero_rows and np.any(om.sum(axis=1) == 0):
         bad = np.flatnonzero(om.sum(axis=1) == 0).tolist()
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} rows {bad} are all zero: those classes would have a zero kernel; "
             "give every class at least one positive layer weight."
         )
@@ -118,33 +122,33 @@ def encode_targets(
     """
     arr = np.asarray(y)
     if arr.ndim == 0 or arr.shape[0] != n:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} must have one entry per example: expected length {n}, "
             f"got shape {arr.shape}."
         )
     if arr.ndim == 1:
         if arr.dtype.kind == "f":
             if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} contains NaN or inf.")
+                raise NFTKInputError(f"{name} contains NaN or inf.")
             if not np.all(arr == np.round(arr)):
-                raise ValueError(
+                raise NFTKInputError(
                     f"{name} is 1-D with non-integer values: pass integer class "
                     "labels, or an (n, d) float target matrix for regression "
                     "(use y[:, None] for a single output)."
                 )
             arr = arr.astype(np.int64)
         if arr.dtype.kind not in "iu":
-            raise ValueError(
+            raise NFTKInputError(
                 f"{name} must hold integer class labels, got dtype {arr.dtype}."
             )
         d = int(arr.max()) + 1 if n_classes is None else int(n_classes)
         if arr.min() < 0 or arr.max() >= d:
-            raise ValueError(
+            raise NFTKInputError(
                 f"{name} labels must lie in [0, {d}) (n_classes={d}); got range "
                 f"[{arr.min()}, {arr.max()}]."
             )
         if d < 2:
-            raise ValueError(
+            raise NFTKInputError(
                 f"{name} has a single class; classification needs >= 2 classes "
                 "(pass an (n, 1) float matrix for regression)."
             )
@@ -153,20 +157,20 @@ def encode_targets(
             out = out - 1.0 / d
         return out, True
     if arr.ndim != 2:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} must be (n,) labels or (n, d) targets, got {arr.shape}."
         )
     if arr.shape[1] == 1 and arr.dtype.kind in "iub":
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} has shape {arr.shape} with integer values: class labels must be "
             f"1-D, so pass {name}.ravel() for classification, or "
             f"{name}.astype(float) for single-output regression."
         )
     out = np.asarray(arr, dtype=np.float64)
     if not np.all(np.isfinite(out)):
-        raise ValueError(f"{name} contains NaN or inf.")
+        raise NFTKInputError(f"{name} contains NaN or inf.")
     if n_classes is not None and out.shape[1] != n_classes:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} has {out.shape[1]} columns but n_classes={n_classes}."
         )
     return out, False
@@ -249,7 +253,7 @@ def krr_fit(
     theta = jnp.asarray(theta)
     yy = jnp.asarray(y, dtype=theta.dtype)
     if yy.ndim != 2 or theta.ndim != 3 or yy.shape[0] != theta.shape[-1]:
-        raise ValueError(
+        raise NFTKInputError(
             f"y must have shape (n, d) with n = {theta.shape[-1]} matching theta "
             f"(L, n, n) {theta.shape}; got y {yy.shape} (see encode_targets)."
         )

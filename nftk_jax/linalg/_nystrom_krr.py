@@ -27,6 +27,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import blas
 
+from ..core import NFTKInputError
 from ..kernels._layerwise import layerwise_kernels
 from ..model._spec import MLP
 
@@ -151,9 +152,11 @@ def accumulate_normal_equations(
     w = np.asarray(weights, dt)
     n, m, n_kernels = len(xx), len(z), len(w)
     if y.ndim != 2 or len(y) != n:
-        raise ValueError(f"targets must have shape ({n}, d), got {y.shape}.")
+        raise NFTKInputError(f"targets must have shape ({n}, d), got {y.shape}.")
     if w.ndim != 2 or w.shape[1] != spec.depth:
-        raise ValueError(f"weights must have shape (G, L={spec.depth}), got {w.shape}.")
+        raise NFTKInputError(
+            f"weights must have shape (G, L={spec.depth}), got {w.shape}."
+        )
     if state is None:
         state = NormalEquations(
             np.zeros((n_kernels, m, m)), np.zeros((n_kernels, m, y.shape[1])), 0

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import NFTKInputError, NFTKTypeError
 from ..core._validation import (
     check_inputs,
     check_positive_float,
@@ -187,17 +188,17 @@ def check_system(theta: Any, y: Any, omega: Any, dtype: np.dtype):
     """``theta (L, n, n)``, ``y (n, d)``, ``omega (d, L)`` as arrays of ``dtype``."""
     th = jnp.asarray(theta)
     if th.ndim != 3 or th.shape[1] != th.shape[2]:
-        raise ValueError(
+        raise NFTKInputError(
             f"theta must be the (L, n, n) training kernels, got shape {th.shape}."
         )
     yy = np.asarray(y)
     if yy.ndim != 2 or yy.shape[0] != th.shape[1]:
-        raise ValueError(
+        raise NFTKInputError(
             f"Y must be an (n, d) = ({th.shape[1]}, d) target matrix, got shape "
             f"{yy.shape}; encode labels first with encode_targets."
         )
     if not np.all(np.isfinite(yy)):
-        raise ValueError("Y contains NaN or inf.")
+        raise NFTKInputError("Y contains NaN or inf.")
     om = check_omega(omega, n_classes=yy.shape[1], depth=th.shape[0])
     return th.astype(dtype), jnp.asarray(yy, dtype), jnp.asarray(om, dtype)
 
@@ -206,11 +207,11 @@ def _check_targets(Y: Any, n: int) -> np.ndarray:
     """``Y`` as a finite ``(n, d)`` array."""
     yy = np.asarray(Y)
     if yy.ndim != 2 or yy.shape[0] != n:
-        raise ValueError(
+        raise NFTKInputError(
             f"Y must be an (n, d) = ({n}, d) target matrix, got shape {yy.shape}."
         )
     if not np.all(np.isfinite(yy)):
-        raise ValueError("Y contains NaN or inf.")
+        raise NFTKInputError("Y contains NaN or inf.")
     return yy
 
 
@@ -224,12 +225,12 @@ def _check_x0(x0: Any, shape: tuple[int, int], dtype: np.dtype) -> jax.Array:
         return jnp.zeros(shape, dtype)
     arr = np.asarray(x0)
     if arr.shape != shape:
-        raise ValueError(
+        raise NFTKInputError(
             f"x0 must have the shape of the solution (n, d) = {shape}, got "
             f"{arr.shape}; pass a previous SolveResult.alpha or None."
         )
     if not np.all(np.isfinite(arr)):
-        raise ValueError("x0 contains NaN or inf; pass None for a cold start.")
+        raise NFTKInputError("x0 contains NaN or inf; pass None for a cold start.")
     return jnp.asarray(arr, dtype)
 
 
@@ -238,7 +239,7 @@ def _validate_preconditioner(pre: Any, n: int) -> None:
     if pre is None:
         return
     if not isinstance(pre, NystromPreconditioner | CholeskyPreconditioner):
-        raise ValueError(
+        raise NFTKInputError(
             "preconditioner must be None, a NystromPreconditioner from "
             "nystrom_preconditioner or a CholeskyPreconditioner from "
             f"cholesky_preconditioner, got {type(pre).__name__}."
@@ -249,7 +250,7 @@ def _validate_preconditioner(pre: Any, n: int) -> None:
         else pre.factor.shape[0]
     )
     if size != n:
-        raise ValueError(
+        raise NFTKInputError(
             f"preconditioner was built for n={size} points but the "
             f"system has n={n}; rebuild it on the same training set."
         )
@@ -618,7 +619,7 @@ def solve_cg_matrix_free(
         cost another full pass over the kernels).
     """
     if not isinstance(spec, MLP):
-        raise TypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
+        raise NFTKTypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
     from ..kernels._operators import StreamedLayerOperator
 
     op = StreamedLayerOperator(
@@ -645,7 +646,7 @@ def _solve_cg_operator(
     dt = resolve_dtype(None)
     L, n, n2 = op.shape
     if n != n2:
-        raise ValueError(
+        raise NFTKInputError(
             f"theta must be a square (L, n, n) operator over the training inputs, "
             f"got shape {tuple(op.shape)}."
         )
@@ -793,22 +794,26 @@ def nystrom_preconditioner(
     rank = check_positive_int(rank, "rank")
     free = theta is None
     if free == (spec is None or x is None):
-        raise ValueError(
+        raise NFTKInputError(
             "pass either theta (cached kernels) or both spec and x (matrix-free), "
             "not both and not neither."
         )
     if landmarks is None:
         landmarks = "uniform" if free else "greedy"
     if landmarks not in ("greedy", "uniform"):
-        raise ValueError(f"landmarks must be 'greedy' or 'uniform', got {landmarks!r}.")
+        raise NFTKInputError(
+            f"landmarks must be 'greedy' or 'uniform', got {landmarks!r}."
+        )
     if free and landmarks == "greedy":
-        raise ValueError(
+        raise NFTKInputError(
             "landmarks='greedy' needs the cached kernels (theta); use "
             "landmarks='uniform' with spec and x."
         )
     if free:
         if not isinstance(spec, MLP):
-            raise TypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
+            raise NFTKTypeError(
+                f"spec must be an nftk_jax.MLP, got {type(spec).__name__}."
+            )
         dt = resolve_dtype(dtype)
         xx = check_inputs(x, "x")
         n, depth = xx.shape[0], spec.depth
@@ -816,7 +821,7 @@ def nystrom_preconditioner(
         dt = resolve_dtype(None)
         th = jnp.asarray(theta, dt)
         if th.ndim != 3 or th.shape[1] != th.shape[2]:
-            raise ValueError(
+            raise NFTKInputError(
                 f"theta must be the (L, n, n) training kernels, got shape {th.shape}."
             )
         depth, n = th.shape[0], th.shape[1]
@@ -907,7 +912,7 @@ def cholesky_preconditioner(
     dt = resolve_dtype(dtype)
     shape = tuple(theta.shape) if _is_operator(theta) else np.shape(theta)
     if len(shape) != 3 or shape[1] != shape[2]:
-        raise ValueError(
+        raise NFTKInputError(
             f"theta must be the (L, n, n) training kernels, got shape {shape}."
         )
     om = np.asarray(omega, dtype=np.float64)

@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from optax import projections as _proj
 
+from ..core import NFTKInputError
+
 __all__ = ["CONSTRAINTS", "check_constraint", "make_projection", "project"]
 
 #: Names accepted by ``constraint=``.
@@ -36,23 +38,23 @@ def check_constraint(
 ) -> tuple[str, float, float]:
     """Validate ``constraint``, ``radius`` and ``lower``; returns them normalised."""
     if not isinstance(constraint, str) or constraint not in CONSTRAINTS:
-        raise ValueError(
+        raise NFTKInputError(
             f"constraint={constraint!r} is unknown; choose one of {list(CONSTRAINTS)}."
         )
     try:
         r = float(radius)
         lo = float(lower)
     except (TypeError, ValueError):
-        raise ValueError(
+        raise NFTKInputError(
             f"radius and lower must be numbers, got radius={radius!r}, lower={lower!r}."
         ) from None
     if not np.isfinite(r) or r <= 0:
-        raise ValueError(
+        raise NFTKInputError(
             f"radius must be finite and > 0 (the scale of each Omega row), got "
             f"{radius!r}; e.g. radius=1.0."
         )
     if not np.isfinite(lo) or lo < 0 or lo >= r:
-        raise ValueError(
+        raise NFTKInputError(
             f"lower must satisfy 0 <= lower < radius (box constraint), got "
             f"lower={lower!r} with radius={r}."
         )

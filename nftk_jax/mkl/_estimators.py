@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+from ..core import NFTKInputError
 from ..model._inputs import check_spec_inputs, input_features
 from ..model._rnn import RNN
 from ..model._spec import MLP
@@ -69,7 +70,7 @@ class _NFTKBase(BaseEstimator):
     def _spec(self) -> MLP | RNN:
         if self.spec is not None:
             if not isinstance(self.spec, (MLP, RNN)):
-                raise ValueError(
+                raise NFTKInputError(
                     f"spec must be an nftk_jax.MLP, an RNN or None, got {self.spec!r}."
                 )
             return self.spec
@@ -115,7 +116,7 @@ class _NFTKBase(BaseEstimator):
 
     def _check_fitted(self) -> NFTKResult:
         if not hasattr(self, "result_"):
-            raise ValueError(
+            raise NFTKInputError(
                 f"this {type(self).__name__} is not fitted yet; call fit(X, y) first."
             )
         return self.result_
@@ -158,18 +159,20 @@ class NFTKClassifier(ClassifierMixin, _NFTKBase):
         """Learn Omega and the dual coefficients from ``X`` and labels ``y (n,)``."""
         y = np.asarray(y)
         if y.ndim != 1:
-            raise ValueError(
+            raise NFTKInputError(
                 f"y must be a 1-D array of labels, got shape {y.shape}; use "
                 "NFTKRegressor for (n, d) targets."
             )
         n_rows = self._n_rows(X)
         if len(y) != n_rows:
-            raise ValueError(
+            raise NFTKInputError(
                 f"y has {len(y)} labels but X has {n_rows} rows; they must match."
             )
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError("y has a single class; a classifier needs >= 2 classes.")
+            raise NFTKInputError(
+                "y has a single class; a classifier needs >= 2 classes."
+            )
         self._fit_targets(X, codes.astype(np.int64), n_classes=len(self.classes_))
         return self
 
@@ -195,7 +198,9 @@ class NFTKRegressor(RegressorMixin, _NFTKBase):
         """Learn Omega and the dual coefficients from ``X`` and float targets ``y``."""
         y = np.asarray(y, dtype=np.float64)
         if y.ndim not in (1, 2):
-            raise ValueError(f"y must be (n,) or (n, d) targets, got shape {y.shape}.")
+            raise NFTKInputError(
+                f"y must be (n,) or (n, d) targets, got shape {y.shape}."
+            )
         self._single_output = y.ndim == 1
         self._fit_targets(X, y[:, None] if self._single_output else y)
         return self

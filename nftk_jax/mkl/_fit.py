@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..core import NFTKInputError, describe
 from ..core._checkpoint import load_checkpoint, problem_digest, save_checkpoint
 from ..core._validation import check_positive_int
 from ..kernels._operators import is_layer_operator as _is_operator
@@ -113,7 +114,9 @@ class NFTKResult(NamedTuple):
     constraint: str  # constraint name
     is_classification: bool  # targets were integer labels (centred one-hot)
     cond: np.ndarray  # (d,) float64: cond(K_c + rho I), NaN when not computed
-    stop_reason: str = ""  # 'rel_change', 'grad_norm', 'steps', 'line_search', ...
+    stop_reason: str = ""  # 'rel_change', 'grad_norm', 'stationary', 'steps',
+    # 'line_search' (Armijo failed: not converged), 'callback'
+
     solver: str = "dense"  # linear solver used: 'dense' or 'cg'
     spec: Any = None  # MLP used to compute the kernels (fit_mkl), else None
     x_train: np.ndarray | None = None  # (n, features) training inputs, else None
@@ -130,7 +133,7 @@ class NFTKResult(NamedTuple):
         tc = np.asarray(theta_cross, dtype=np.float64)
         L, n = self.omega.shape[1], self.alpha.shape[0]
         if tc.ndim != 3 or tc.shape[0] != L or tc.shape[2] != n:
-            raise ValueError(
+            raise NFTKInputError(
                 f"theta_cross must have shape (L, m, n) = ({L}, m, {n}) (test "
                 f"against the {n} training inputs), got {tc.shape}."
             )
@@ -161,7 +164,7 @@ class NFTKResult(NamedTuple):
             return (mean, std) if return_std else mean
 
         if self.spec is None or self.x_train is None:
-            raise ValueError(
+            raise NFTKInputError(
                 "this result was fit from precomputed kernels (fit_mkl_kernels), so it "
                 "cannot compute kernels for new inputs; use "
                 "predict_kernels(theta_cross) or fit with fit_mkl(spec, x, y, ...)."
@@ -187,7 +190,7 @@ class NFTKResult(NamedTuple):
 
     def _need_classification(self) -> None:
         if not self.is_classification:
-            raise ValueError(
+            raise NFTKInputError(
                 "labels are only defined for classification (y given as integer "
                 "labels); use predict/predict_kernels for regression scores."
             )
@@ -221,18 +224,18 @@ def _resolve_solver(
     solver: str, n: int, L: int, d: int, memory_budget, operator: bool = False
 ) -> str:
     if not isinstance(solver, str) or solver not in SOLVERS:
-        raise ValueError(
+        raise NFTKInputError(
             f"solver={solver!r} is unknown; choose one of {list(SOLVERS)}."
         )
     if operator:
         if solver not in ("auto", "matrix_free"):
-            raise ValueError(
+            raise NFTKInputError(
                 f"solver={solver!r} needs the cached (L, n, n) kernels, but theta is "
                 "a layer operator; use solver='matrix_free' (or 'auto')."
             )
         return "matrix_free"
     if solver == "matrix_free":
-        raise ValueError(
+        raise NFTKInputError(
             "solver='matrix_free' needs theta as a layer operator (from "
             "nftk_jax.kernels._operators, or fit_mkl(..., kernel_storage='disk' or "
             "'recompute')); with cached kernels use 'auto', 'dense' or 'cg'."
@@ -240,7 +243,7 @@ def _resolve_solver(
     mod = _solvers_module()
     has_cg = mod is not None and hasattr(mod, "solve_cg")
     if solver == "cg" and not has_cg:
-        raise ValueError(
+        raise NFTKInputError(
             "solver='cg' needs nftk_jax.solve_cg, which is not available; "
             "use solver='dense'."
         )
@@ -298,9 +301,9 @@ def _make_solver(
         if operator and 24 * n * n > mod._budget(memory_budget) // 2:
             pdt = np.float32
         pre = mod.cholesky_preconditioner(theta, ref, ridge=ridge, dtype=pdt)
-    elif preconditioner == "nystrom" and precondition_rank:
+    elif preconditioner == "nystrom":
         if operator:
-            raise ValueError(
+            raise NFTKInputError(
                 "preconditioner='nystrom' needs the cached kernels; with a layer "
                 "operator use preconditioner='cholesky' or 'none'."
             )
@@ -348,7 +351,7 @@ def _fingerprint(theta: Any) -> Any:
         return theta
     fp = getattr(theta, "fingerprint", None)
     if fp is None:
-        raise ValueError(
+        raise NFTKInputError(
             "checkpoint= needs a layer operator with a fingerprint (the operators of "
             "nftk_jax.kernels._operators have one); pass checkpoint=None."
         )
@@ -358,15 +361,15 @@ def _fingerprint(theta: Any) -> Any:
 def _check_theta(theta: Any, name: str = "theta") -> np.ndarray:
     t = np.asarray(theta)
     if t.dtype.kind not in "fiu":
-        raise ValueError(f"{name} must be a real array, got dtype {t.dtype}.")
+        raise NFTKInputError(f"{name} must be a real array, got dtype {t.dtype}.")
     if t.ndim != 3 or t.shape[1] != t.shape[2] or t.shape[1] == 0:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} must be (L, n, n) square layerwise training kernels, got shape "
             f"{t.shape}; compute them with layerwise_kernels(spec, x)."
         )
     t = t.astype(np.float64, copy=False)
     if not np.all(np.isfinite(t)):
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} contains NaN or inf; recompute the kernels (float64, smaller "
             "depth or normalised inputs)."
         )
@@ -379,9 +382,11 @@ def _check_float(value: Any, name: str, *, allow_none: bool = False) -> float | 
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}.") from None
+        raise NFTKInputError(
+            f"{name} must be a positive number, got {value!r}."
+        ) from None
     if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}.")
+        raise NFTKInputError(f"{name} must be finite and > 0, got {value!r}.")
     return v
 
 
@@ -420,6 +425,7 @@ def fit_mkl_kernels(
     omega_init: Any = None,
     steps: int = 100,
     tol: float = 1e-5,
+    grad_tol: float | None = None,
     learning_rate: float | None = None,
     optimizer: optax.GradientTransformation | None = None,
     solver: str = "auto",
@@ -447,8 +453,11 @@ def fit_mkl_kernels(
     so :math:`J` never increases. With ``optimizer`` (an optax transformation) its
     update is applied and then projected. The loop stops when the relative change of
     :math:`J` stays below ``tol`` for two steps, when the projected-gradient norm
-    :math:`\|\Omega - P(\Omega - \nabla J)\|_F` drops below ``tol``, or after
-    ``steps`` steps.
+    :math:`\|\Omega - P(\Omega - \nabla J)\|_F` drops below ``grad_tol``, when the
+    first trial step does not move :math:`\Omega` (stationary), or after ``steps``
+    steps. When the Armijo search cannot decrease :math:`J` within
+    ``max_backtracks`` halvings it stops with ``stop_reason='line_search'`` and
+    ``converged=False``: a failed line search is not convergence.
 
     Args:
         theta: ``(L, n, n)`` layerwise training kernels :math:`\Theta_l(X, X)`.
@@ -463,7 +472,8 @@ def fit_mkl_kernels(
         lower: box lower bound.
         omega_init: ``(d, L)`` non-negative start (projected); default ``1/L``.
         steps: maximum number of accepted steps (>= 1).
-        tol: stopping tolerance (> 0).
+        tol: tolerance (> 0) on the relative objective change.
+        grad_tol: tolerance (> 0) on the projected-gradient norm (default: ``tol``).
         learning_rate: fixed step instead of the line search.
         optimizer: optax transformation used instead of the line search.
         solver: ``'auto'``, ``'dense'`` (batched Cholesky) or ``'cg'`` (warm-started
@@ -522,6 +532,7 @@ def fit_mkl_kernels(
             omega_init=omega_init,
             steps=steps,
             tol=tol,
+            grad_tol=grad_tol,
             learning_rate=learning_rate,
             optimizer=optimizer,
             solver=solver,
@@ -554,6 +565,7 @@ def _fit(
     omega_init,
     steps,
     tol,
+    grad_tol,
     learning_rate,
     optimizer,
     solver,
@@ -576,6 +588,7 @@ def _fit(
     constraint, radius, lower = check_constraint(constraint, radius=radius, lower=lower)
     steps = check_positive_int(steps, "steps")
     tol = _check_float(tol, "tol")
+    grad_tol = tol if grad_tol is None else _check_float(grad_tol, "grad_tol")
     checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
     max_backtracks = check_positive_int(max_backtracks, "max_backtracks")
     learning_rate = _check_float(learning_rate, "learning_rate", allow_none=True)
@@ -584,26 +597,31 @@ def _fit(
         precondition_rank, "precondition_rank", minimum=0
     )
     if not isinstance(preconditioner, str) or preconditioner not in PRECONDITIONERS:
-        raise ValueError(
+        raise NFTKInputError(
             f"preconditioner={preconditioner!r} is unknown; choose one of "
             f"{list(PRECONDITIONERS)}."
         )
+    if preconditioner == "nystrom" and precondition_rank < 1:
+        raise NFTKInputError(
+            f"precondition_rank must be >= 1 with preconditioner='nystrom', got "
+            f"{precondition_rank}; pass a rank (e.g. 500) or preconditioner='none'."
+        )
     if optimizer is not None and learning_rate is not None:
-        raise ValueError(
+        raise NFTKInputError(
             "pass either learning_rate (fixed-step projected gradient) or optimizer "
             "(an optax transformation, which carries its own learning rate), not both."
         )
     if optimizer is not None and not (
         hasattr(optimizer, "init") and hasattr(optimizer, "update")
     ):
-        raise ValueError(
+        raise NFTKInputError(
             f"optimizer must be an optax GradientTransformation, got {optimizer!r}."
         )
     operator = _is_operator(theta)
     if operator:
         L, n, n2 = theta.shape
         if n != n2 or n == 0:
-            raise ValueError(
+            raise NFTKInputError(
                 f"theta must be a square (L, n, n) layer operator over the training "
                 f"inputs, got shape {tuple(theta.shape)}."
             )
@@ -616,7 +634,7 @@ def _fit(
     theta_val_np = Yv = None
     if objective == "val_mse":
         if theta_val is None or y_val is None:
-            raise ValueError(
+            raise NFTKInputError(
                 "objective='val_mse' needs validation data: pass theta_val "
                 "(L, n_val, n) and y_val, or use fit_mkl which splits off a "
                 "validation set, or choose objective='train_mse'/'krr_dual'."
@@ -624,26 +642,28 @@ def _fit(
     if theta_val is not None:
         val_op = _is_operator(theta_val)
         if val_op != operator:
-            raise ValueError(
+            raise NFTKInputError(
                 "theta and theta_val must both be arrays or both layer operators."
             )
         tv = theta_val if val_op else np.asarray(theta_val)
         shape = tuple(tv.shape)
         if len(shape) != 3 or shape[0] != L or shape[2] != n or shape[1] == 0:
-            raise ValueError(
+            raise NFTKInputError(
                 f"theta_val must have shape (L, n_val, n) = ({L}, n_val, {n}) "
                 f"(validation against the {n} training inputs), got {shape}."
             )
         theta_val_np = tv if val_op else tv.astype(np.float64, copy=False)
         if not val_op and not np.all(np.isfinite(theta_val_np)):
-            raise ValueError("theta_val contains NaN or inf; recompute the kernels.")
+            raise NFTKInputError(
+                "theta_val contains NaN or inf; recompute the kernels."
+            )
         if y_val is None:
-            raise ValueError("theta_val was given without y_val; pass both.")
+            raise NFTKInputError("theta_val was given without y_val; pass both.")
         Yv, is_clf_v = encode_targets(
             y_val, theta_val_np.shape[1], n_classes=d if is_clf else None, name="y_val"
         )
         if is_clf_v != is_clf or Yv.shape[1] != d:
-            raise ValueError(
+            raise NFTKInputError(
                 f"y_val must be of the same kind as y (labels or ({n}, {d}) "
                 f"targets), got shape {np.shape(y_val)}."
             )
@@ -661,7 +681,7 @@ def _fit(
         )
     kind = _resolve_solver(solver, n, L, d, memory_budget, operator=operator)
     if operator and compute_cond:
-        raise ValueError(
+        raise NFTKInputError(
             "compute_cond=True needs the cached kernels (an eigendecomposition per "
             "class); it is not available with a layer operator."
         )
@@ -674,7 +694,9 @@ def _fit(
         "lower": lower,
         "ridge": rho,
         "learning_rate": learning_rate,
-        "optimizer": None if optimizer is None else type(optimizer).__name__,
+        # The hyperparameters (closure values) too, not just the type: a resume
+        # under optax.adam(5.0) of a run written with optax.adam(0.05) is refused.
+        "optimizer": None if optimizer is None else describe(optimizer),
         "solver": kind,
         "preconditioner": preconditioner if kind == "cg" else None,
         "n_classes": d,
@@ -695,7 +717,7 @@ def _fit(
             config,
         )
         if os.path.exists(checkpoint):
-            saved = load_checkpoint(checkpoint, digest=digest)
+            saved = load_checkpoint(checkpoint, digest=digest, config=config)
 
     # ---- set-up ----------------------------------------------------------------
     th = theta_np if operator else jnp.asarray(theta_np)
@@ -770,7 +792,7 @@ def _fit(
 
     if saved is not None:
         state, hist, t_offset = _restore(saved, optimizer, d, L)
-        if state.converged or state.step >= steps:
+        if state.converged or state.stop_reason == "line_search" or state.step >= steps:
             return finish(state)
         state = state._replace(stop_reason="")
     else:
@@ -785,7 +807,7 @@ def _fit(
             omega, ev.value, g, ev.alpha, adj, 0.0, 0, 0, False, "", opt_state
         )
         record(state, 0.0)
-        if hist["grad_norm"][-1] < tol:
+        if hist["grad_norm"][-1] < grad_tol:
             state = state._replace(converged=True, stop_reason="grad_norm")
 
     def save(state: _Loop):
@@ -808,6 +830,7 @@ def _fit(
         omega, g, f = state.omega, state.grad, state.value
         opt_state = state.opt_state
         accepted = None
+        stationary = False
         if optimizer is not None or learning_rate is not None:
             if optimizer is not None:
                 with jax.numpy_dtype_promotion("standard"):  # optax mixes dtypes
@@ -827,18 +850,22 @@ def _fit(
                 t = float(
                     jnp.linalg.norm(omega) / max(float(jnp.linalg.norm(g)), 1e-300)
                 )
-            for _ in range(max_backtracks):
+            for trial in range(max_backtracks):
                 cand = proj(omega - t * g)
                 diff = cand - omega
                 if not bool(jnp.any(diff != 0)):
+                    # The first trial step does not move Omega: a fixed point of
+                    # the projected step (stationary); after halvings: a failure.
+                    stationary = trial == 0
                     break
                 ev, solve = evaluate(cand, state.alpha)
                 if ev.value <= f + _ARMIJO_SIGMA * float(jnp.sum(g * diff)):
                     accepted = (cand, ev, solve, t)
                     break
                 t *= 0.5
-        if accepted is None:
-            state = state._replace(converged=True, stop_reason="line_search")
+        if accepted is None:  # a failed Armijo search is not convergence
+            reason = "stationary" if stationary else "line_search"
+            state = state._replace(converged=stationary, stop_reason=reason)
             break
         cand, ev, solve, t = accepted
         g_new, adj = gradient(cand, ev, solve, state.adjoint)
@@ -860,7 +887,7 @@ def _fit(
         record(state, t)
         if n_small >= _SMALL_STEPS:
             state = state._replace(converged=True, stop_reason="rel_change")
-        elif hist["grad_norm"][-1] < tol:
+        elif hist["grad_norm"][-1] < grad_tol:
             state = state._replace(converged=True, stop_reason="grad_norm")
         elif state.step >= steps:
             state = state._replace(stop_reason="steps")
@@ -1006,7 +1033,7 @@ def _result(
 def _check_fraction(fraction: Any) -> float:
     frac = _check_float(fraction, "validation_fraction")
     if frac >= 1:
-        raise ValueError(f"validation_fraction must lie in (0, 1), got {fraction}.")
+        raise NFTKInputError(f"validation_fraction must lie in (0, 1), got {fraction}.")
     return frac
 
 
@@ -1030,7 +1057,7 @@ def _validation_split(
         val.append(rng.permutation(idx)[:k])
     val_idx = np.sort(np.concatenate(val)).astype(np.int64)
     if len(val_idx) == 0 or len(val_idx) == n:
-        raise ValueError(
+        raise NFTKInputError(
             f"validation_fraction={fraction} leaves an empty training or validation "
             f"part of the {n} examples; pass x_val/y_val or change the fraction."
         )
@@ -1044,7 +1071,7 @@ def _check_cached_kernels_fit(n: int, depth: int, dtype: np.dtype) -> None:
     ram = 2 * mod.default_memory_budget()
     need = np.dtype(dtype).itemsize * depth * n * n * 2  # kernels + their slices
     if need > 0.8 * ram:
-        raise ValueError(
+        raise NFTKInputError(
             f"x has n={n} rows: the cached (L, n, n) kernels need about "
             f"{need / 2**30:.1f} GiB, more than this machine's {ram / 2**30:.1f} GiB. "
             "Pass kernel_storage='disk' with a kernel_dir (kernels streamed from "
@@ -1128,12 +1155,12 @@ def fit_mkl(
     from ..kernels._layerwise import layerwise_kernels
 
     if "theta_val" in options:
-        raise ValueError("fit_mkl computes theta_val itself; pass x_val and y_val.")
+        raise NFTKInputError("fit_mkl computes theta_val itself; pass x_val and y_val.")
     with jax.enable_x64(True):
         xx = check_spec_inputs(spec, x, "x")
         y_arr = np.asarray(y)
         if y_arr.ndim == 0 or y_arr.shape[0] != len(xx):
-            raise ValueError(
+            raise NFTKInputError(
                 f"y must have one entry per row of x: x has {len(xx)} rows, y has "
                 f"shape {y_arr.shape}."
             )
@@ -1161,7 +1188,7 @@ def fit_mkl(
 
         dt = resolve_dtype(dtype)
         if kernel_storage not in KERNEL_STORAGES:
-            raise ValueError(
+            raise NFTKInputError(
                 f"kernel_storage={kernel_storage!r} is unknown; choose one of "
                 f"{list(KERNEL_STORAGES)}."
             )
@@ -1180,7 +1207,7 @@ def fit_mkl(
         if x_val is not None:
             xv = check_spec_inputs(spec, x_val, "x_val", like=xx)
             if y_val is None:
-                raise ValueError("x_val was given without y_val; pass both.")
+                raise NFTKInputError("x_val was given without y_val; pass both.")
             theta = layerwise_kernels(spec, xx, **kern)
             theta_val = layerwise_kernels(spec, xv, xx, **kern)
             res = fit_mkl_kernels(
@@ -1197,7 +1224,7 @@ def fit_mkl(
             x_train = xx
         elif split:
             if y_val is not None:
-                raise ValueError("y_val was given without x_val; pass both.")
+                raise NFTKInputError("y_val was given without x_val; pass both.")
             tr, va = _validation_split(
                 y_arr if is_clf else np.zeros(len(xx)), frac, seed, stratify=is_clf
             )
@@ -1239,12 +1266,12 @@ def _ridge_or_method(ridge: Any, kernel_storage: str) -> float | str:
     """A ridge > 0, or a selection method name of :data:`RIDGE_METHODS`."""
     if isinstance(ridge, str):
         if ridge not in RIDGE_METHODS:
-            raise ValueError(
+            raise NFTKInputError(
                 f"ridge={ridge!r} is unknown; pass a number > 0 or one of "
                 f"{list(RIDGE_METHODS)} to select it in closed form."
             )
         if kernel_storage != "memory":
-            raise ValueError(
+            raise NFTKInputError(
                 f"ridge={ridge!r} selects the ridge from the cached kernels; with "
                 f"kernel_storage={kernel_storage!r} pass a number."
             )
@@ -1286,7 +1313,7 @@ def _fit_mkl_operators(
 
     if storage == "disk":
         if kernel_dir is None:
-            raise ValueError(
+            raise NFTKInputError(
                 "kernel_storage='disk' needs kernel_dir, a directory for the kernel "
                 "files (about 4 L n^2 bytes)."
             )
@@ -1319,11 +1346,11 @@ def _fit_mkl_operators(
     if x_val is not None:
         xv = check_spec_inputs(spec, x_val, "x_val", like=xx)
         if y_val is None:
-            raise ValueError("x_val was given without y_val; pass both.")
+            raise NFTKInputError("x_val was given without y_val; pass both.")
         op, op_val, yv = operator("train", xx), operator("xval", xv, xx), y_val
     elif objective == "val_mse":
         if y_val is not None:
-            raise ValueError("y_val was given without x_val; pass both.")
+            raise NFTKInputError("y_val was given without x_val; pass both.")
         tr, va = _validation_split(
             y_arr if is_clf else np.zeros(len(xx)), frac, seed, stratify=is_clf
         )

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import NFTKInputError
 from ..kernels._operators import is_layer_operator as _is_operator
 
 __all__ = [
@@ -69,7 +70,7 @@ class ObjectiveEval(NamedTuple):
 
 def check_objective(objective: Any) -> str:
     if not isinstance(objective, str) or objective not in OBJECTIVES:
-        raise ValueError(
+        raise NFTKInputError(
             f"objective={objective!r} is unknown; choose one of {list(OBJECTIVES)}."
         )
     return objective

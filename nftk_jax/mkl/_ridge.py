@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import NFTKInputError
 from ..core._validation import check_positive_int, resolve_dtype
 from ..linalg._krr import combine_kernels
 from ..linalg._solvers import check_system
@@ -114,7 +115,7 @@ def default_ridge_grid(
     """
     num = check_positive_int(num, "num")
     if not (np.isfinite(scale) and scale > 0):
-        raise ValueError(
+        raise NFTKInputError(
             f"scale must be finite and > 0 (the kernels' mean diagonal), got {scale}."
         )
     return float(scale) * np.logspace(np.log10(low), np.log10(high), num)
@@ -123,11 +124,11 @@ def default_ridge_grid(
 def _check_grid(grid: Any) -> np.ndarray:
     g = np.asarray(grid, dtype=np.float64)
     if g.ndim != 1 or g.size == 0:
-        raise ValueError(
+        raise NFTKInputError(
             f"grid must be a non-empty 1-D array of ridges, got {g.shape}."
         )
     if not np.all(np.isfinite(g)) or np.any(g <= 0):
-        raise ValueError(
+        raise NFTKInputError(
             "grid must hold finite ridges > 0; e.g. grid=np.logspace(-6, 1, 29) "
             "times the kernels' mean diagonal."
         )
@@ -184,7 +185,7 @@ def select_ridge(
         RidgeGridEdgeWarning: the selected ridge is the first or last grid point.
     """
     if method not in RIDGE_METHODS:
-        raise ValueError(f"method must be one of {RIDGE_METHODS}, got {method!r}.")
+        raise NFTKInputError(f"method must be one of {RIDGE_METHODS}, got {method!r}.")
     dtype = resolve_dtype(None)
     th, yy, om = check_system(theta, Y, omega, dtype)
     k = combine_kernels(th, om)

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..core import NFTKInputError
 from ._fit import _validation_split, fit_mkl_kernels
 
 __all__ = [
@@ -78,7 +79,7 @@ def rank_correlation(omegas: Any) -> np.ndarray:
 
     om = np.asarray(omegas, dtype=np.float64)
     if om.ndim != 3 or om.shape[0] < 2:
-        raise ValueError(
+        raise NFTKInputError(
             f"omegas must be (K, d, L) with K >= 2 runs, got shape {om.shape}."
         )
     ranks = rankdata(om, axis=2)
@@ -100,9 +101,11 @@ def rank_correlation(omegas: Any) -> np.ndarray:
 
 def _check_resamples(n_resamples: Any) -> int:
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)):
-        raise ValueError(f"n_resamples must be an integer >= 2, got {n_resamples!r}.")
+        raise NFTKInputError(
+            f"n_resamples must be an integer >= 2, got {n_resamples!r}."
+        )
     if n_resamples < 2:
-        raise ValueError(
+        raise NFTKInputError(
             f"n_resamples must be >= 2 (stability compares runs), got {n_resamples}."
         )
     return int(n_resamples)
@@ -114,7 +117,7 @@ def _check_confidence(confidence: Any) -> float:
     except (TypeError, ValueError):
         q = float("nan")
     if not 0 < q < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}.")
+        raise NFTKInputError(f"confidence must lie in (0, 1), got {confidence!r}.")
     return q
 
 
@@ -188,17 +191,17 @@ def omega_stability(
     th = np.asarray(theta, dtype=np.float64)
     y_arr = np.asarray(y)
     if th.ndim != 3 or th.shape[1] != th.shape[2] or th.shape[1] != len(y_arr):
-        raise ValueError(
+        raise NFTKInputError(
             f"theta must be (L, n, n) kernels of the n = {len(y_arr)} labelled "
             f"inputs, got shape {th.shape}."
         )
     if y_arr.ndim != 1 or y_arr.dtype.kind not in "iu":
-        raise ValueError(
+        raise NFTKInputError(
             "y must be (n,) integer labels: omega_stability stratifies its splits "
             f"by class; got dtype {y_arr.dtype} and shape {y_arr.shape}."
         )
     if options.pop("objective", "val_mse") != "val_mse":
-        raise ValueError("omega_stability resamples validation splits: objective "
+        raise NFTKInputError("omega_stability resamples validation splits: objective "
                          "must be 'val_mse'.")  # fmt: skip
     q = _check_confidence(confidence)
     splits = resample_splits(
@@ -254,11 +257,11 @@ def summarise_omegas(
     """Mean, interval, selection frequency and rank correlation of ``(K, d, L)``."""
     om = np.asarray(omegas, dtype=np.float64)
     if om.ndim != 3:
-        raise ValueError(f"omegas must be (K, d, L), got shape {om.shape}.")
+        raise NFTKInputError(f"omegas must be (K, d, L), got shape {om.shape}.")
     q = _check_confidence(confidence)
     tau = float(threshold)
     if not 0 <= tau < 1:
-        raise ValueError(f"threshold must lie in [0, 1), got {threshold!r}.")
+        raise NFTKInputError(f"threshold must lie in [0, 1), got {threshold!r}.")
     selected = om > tau * om.sum(axis=2, keepdims=True)
     lo, hi = np.quantile(om, [(1 - q) / 2, (1 + q) / 2], axis=0)
     return OmegaStability(

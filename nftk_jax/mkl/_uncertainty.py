@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import NFTKInputError
 from ..linalg._krr import check_omega, check_ridge, cholesky_with_jitter
 
 __all__ = [
@@ -64,16 +65,16 @@ def _check_kernels(theta, theta_cross, theta_diag, omega):
     tc = np.asarray(theta_cross, dtype=np.float64)
     td = np.asarray(theta_diag, dtype=np.float64)
     if th.ndim != 3 or th.shape[1] != th.shape[2]:
-        raise ValueError(
+        raise NFTKInputError(
             f"theta must be (L, n, n) training kernels, got shape {th.shape}."
         )
     L, n = th.shape[0], th.shape[1]
     if tc.ndim != 3 or tc.shape[0] != L or tc.shape[2] != n:
-        raise ValueError(
+        raise NFTKInputError(
             f"theta_cross must have shape (L, m, n) = ({L}, m, {n}), got {tc.shape}."
         )
     if td.shape != tc.shape[:2]:
-        raise ValueError(
+        raise NFTKInputError(
             f"theta_diag must have shape (L, m) = {tc.shape[:2]} (the diagonal of "
             f"each layer's test kernel), got {td.shape}."
         )
@@ -159,9 +160,9 @@ def predict_with_std(result: Any, x: Any, *, get: str = "ntk") -> tuple:
     from ..kernels._layerwise import layerwise_kernels
 
     if get not in ("ntk", "nngp"):
-        raise ValueError(f"get={get!r} is unknown; use 'ntk' or 'nngp'.")
+        raise NFTKInputError(f"get={get!r} is unknown; use 'ntk' or 'nngp'.")
     if result.spec is None or result.x_train is None:
-        raise ValueError(
+        raise NFTKInputError(
             "return_std=True needs a result from fit_mkl (it recomputes the training "
             "kernels); for precomputed kernels call posterior_variance(theta, "
             "theta_cross, theta_diag, omega, ridge=...)."
@@ -215,7 +216,7 @@ def gaussian_class_probabilities(mean: Any, std: Any) -> np.ndarray:
     mu = np.asarray(mean, dtype=np.float64)
     sd = np.asarray(std, dtype=np.float64)
     if mu.ndim != 2 or sd.shape != mu.shape:
-        raise ValueError(
+        raise NFTKInputError(
             f"mean and std must both be (m, d), got {mu.shape} and {sd.shape}."
         )
     floor = 1e-12 * max(float(np.ptp(mu)) if mu.size else 1.0, 1e-300)

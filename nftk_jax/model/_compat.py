@@ -43,6 +43,8 @@ import jax.core
 import jax.extend.core
 from jax.interpreters import ad
 
+from ..core import NFTKDependencyError, NFTKInputError
+
 __all__ = ["nt", "stax", "CompatError", "check", "PATCHES", "Patch"]
 
 
@@ -66,7 +68,7 @@ class Patch(NamedTuple):
 PATCHES: list[Patch] = []
 
 
-class CompatError(ImportError):
+class CompatError(NFTKDependencyError):
     """neural-tangents cannot be made to work on the installed JAX."""
 
 
@@ -90,7 +92,7 @@ def _safe_map(f: Callable, *args: Any) -> list:
     n = len(args[0])
     for arg in args[1:]:
         if len(arg) != n:
-            raise ValueError(f"safe_map: length mismatch: {list(map(len, args))}")
+            raise NFTKInputError(f"safe_map: length mismatch: {list(map(len, args))}")
     return list(map(f, *args))
 
 
@@ -99,7 +101,7 @@ def _safe_zip(*args: Any) -> list:
     n = len(args[0])
     for arg in args[1:]:
         if len(arg) != n:
-            raise ValueError(f"safe_zip: length mismatch: {list(map(len, args))}")
+            raise NFTKInputError(f"safe_zip: length mismatch: {list(map(len, args))}")
     return list(zip(*args, strict=True))
 
 

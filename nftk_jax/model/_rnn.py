@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..core import NFTKInputError
 from ..core._validation import check_positive_float, check_positive_int
 
 __all__ = ["RNN", "RNN_ACTIVATIONS"]
@@ -62,7 +63,7 @@ class RNN:
         check_positive_int(self.depth, "depth")
         check_positive_int(self.width, "width")
         if self.activation not in RNN_ACTIVATIONS:
-            raise ValueError(
+            raise NFTKInputError(
                 f"activation={self.activation!r} has no closed-form recurrent "
                 f"kernel here; choose one of {list(RNN_ACTIVATIONS)}."
             )

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core import NFTKInputError, NFTKTypeError
+
 __all__ = ["pack_sequences", "unpack_sequences", "as_packed", "packed_shape"]
 
 _HEADER = 2  # length, features
@@ -31,7 +33,7 @@ def _float_array(a: Any, name: str) -> np.ndarray:
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
-        raise TypeError(
+        raise NFTKTypeError(
             f"{name} must be a real numeric array, got dtype {arr.dtype}; convert it "
             "with np.asarray(..., dtype=np.float32)."
         )
@@ -41,32 +43,32 @@ def _float_array(a: Any, name: str) -> np.ndarray:
 def _check_finite(values: np.ndarray, name: str) -> None:
     if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
         bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} contains {bad} NaN or infinite value(s); clean or impute them."
         )
 
 
 def _from_list(seqs: Sequence[Any], name: str) -> np.ndarray:
     if len(seqs) == 0:
-        raise ValueError(f"{name} is empty; it needs at least one sequence.")
+        raise NFTKInputError(f"{name} is empty; it needs at least one sequence.")
     steps = []
     for i, s in enumerate(seqs):
         a = _float_array(s, f"{name}[{i}]")
         if a.ndim == 1:
             a = a[:, None]  # a univariate series
         if a.ndim != 2:
-            raise ValueError(
+            raise NFTKInputError(
                 f"{name}[{i}] must have shape (T, features) or (T,), got {a.shape}."
             )
         if a.shape[0] == 0:
-            raise ValueError(
+            raise NFTKInputError(
                 f"{name}[{i}] is an empty sequence (length 0); every sequence needs "
                 "at least one step."
             )
         if a.shape[1] == 0:
-            raise ValueError(f"{name}[{i}] has 0 features per step.")
+            raise NFTKInputError(f"{name}[{i}] has 0 features per step.")
         if steps and a.shape[1] != steps[0].shape[1]:
-            raise ValueError(
+            raise NFTKInputError(
                 f"{name}[{i}] has {a.shape[1]} features per step but {name}[0] has "
                 f"{steps[0].shape[1]}; all sequences must share the feature size."
             )
@@ -84,25 +86,27 @@ def _from_list(seqs: Sequence[Any], name: str) -> np.ndarray:
 def _from_padded(values: Any, lengths: Any, name: str) -> np.ndarray:
     v = _float_array(values, name)
     if v.ndim != 3:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} must be a padded array of shape (n, T_max, features), got "
             f"{v.shape}."
         )
     n, t_max, _ = v.shape
     if n == 0 or t_max == 0 or v.shape[2] == 0:
-        raise ValueError(f"{name} is empty (shape {v.shape}); it needs n >= 1 rows.")
+        raise NFTKInputError(
+            f"{name} is empty (shape {v.shape}); it needs n >= 1 rows."
+        )
     if lengths is None:
         lens = np.full(n, t_max, np.int64)
     else:
         raw = np.asarray(lengths)
         if raw.shape != (n,):
-            raise ValueError(
+            raise NFTKInputError(
                 f"lengths of {name} must have shape ({n},), one per padded row, got "
                 f"{raw.shape}."
             )
         lens = raw.astype(np.int64)
         if not np.all(lens == raw) or np.any(lens < 1) or np.any(lens > t_max):
-            raise ValueError(
+            raise NFTKInputError(
                 f"lengths of {name} must be integers in [1, {t_max}] (the padded "
                 f"length), got range [{raw.min()}, {raw.max()}]; a length past the "
                 "padding or below 1 does not describe a sequence."
@@ -135,12 +139,12 @@ def pack_sequences(seqs: Any, lengths: Any = None, *, name: str = "x") -> np.nda
     if isinstance(seqs, np.ndarray) and seqs.ndim == 3:
         return _from_padded(seqs, lengths, name)
     if lengths is not None:
-        raise ValueError(
+        raise NFTKInputError(
             f"lengths was given but {name} is not a padded (n, T_max, features) "
             "array; pass lengths only with a padded array."
         )
     if isinstance(seqs, np.ndarray):
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} must be a list of (T_i, features) arrays or a padded (n, T_max, "
             f"features) array, got an array of shape {seqs.shape}."
         )
@@ -151,7 +155,7 @@ def packed_shape(packed: np.ndarray, name: str = "x") -> tuple[int, int, int]:
     """``(n, T_max, features)`` of a packed array, after checking its header."""
     p = _float_array(packed, name)
     if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] <= _HEADER:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} of shape {p.shape} is not a packed sequence array; build one "
             "with pack_sequences(list_of_arrays), or pass the list itself."
         )
@@ -168,7 +172,7 @@ def packed_shape(packed: np.ndarray, name: str = "x") -> tuple[int, int, int]:
         and np.all(lens <= width // max(int(m), 1))
     )
     if not ok:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} is not a valid packed sequence array (its length and feature "
             "columns disagree with its width); build it with pack_sequences."
         )
@@ -185,7 +189,7 @@ def as_packed(x: Any, name: str, *, features: int | None = None) -> np.ndarray:
     other input of a kernel.
     """
     if x is None:
-        raise ValueError(f"{name} is None; pass a list of (T_i, features) arrays.")
+        raise NFTKInputError(f"{name} is None; pass a list of (T_i, features) arrays.")
     if (
         isinstance(x, tuple)
         and len(x) == 2
@@ -199,7 +203,7 @@ def as_packed(x: Any, name: str, *, features: int | None = None) -> np.ndarray:
         packed = pack_sequences(x, name=name)
     _, _, m = packed_shape(packed, name)
     if features is not None and m != features:
-        raise ValueError(
+        raise NFTKInputError(
             f"{name} has {m} features per step but the other input has {features}; "
             "both must share the feature size."
         )

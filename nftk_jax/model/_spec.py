@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import NFTKInputError, NFTKTypeError
 from ..core._validation import check_positive_float, check_positive_int
 from ._compat import stax
 
@@ -155,13 +156,13 @@ def _check_activation_kwargs(
     ):  # the stored form, e.g. from dataclasses.replace
         kwargs = dict(value)
     else:
-        raise TypeError(
+        raise NFTKTypeError(
             f"activation_kwargs must be a mapping such as {{'alpha': 0.1}}, got "
             f"{value!r}."
         )
     unknown = set(kwargs) - set(allowed)
     if unknown:
-        raise ValueError(
+        raise NFTKInputError(
             f"activation_kwargs has {sorted(unknown)}, which "
             f"{activation!r} does not take; allowed: {sorted(allowed)}."
         )
@@ -178,7 +179,7 @@ def _check_activation_kwargs(
                 and math.isfinite(v)
             )
         if not ok:
-            raise TypeError(
+            raise NFTKTypeError(
                 f"activation_kwargs[{key!r}] must be a {type(default).__name__} "
                 f"(finite) for {activation!r}, got {v!r}."
             )
@@ -229,7 +230,7 @@ class MLP:
         check_positive_int(self.depth, "depth")
         check_positive_int(self.width, "width")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(
+            raise NFTKInputError(
                 f"activation={self.activation!r} is not supported; choose one of "
                 f"{sorted(ACTIVATIONS)}."
             )
@@ -244,7 +245,7 @@ class MLP:
             check_positive_float(self.b_std, "b_std", allow_zero=True)
         check_positive_float(self.readout_W_std, "readout_W_std")
         if self.parameterization not in _PARAMETERIZATIONS:
-            raise ValueError(
+            raise NFTKInputError(
                 f"parameterization={self.parameterization!r}; choose 'ntk' or "
                 "'standard'."
             )
@@ -312,7 +313,9 @@ class MLP:
         def kernel_fn(x1, x2=None, get="ntk", **kwargs):
             gets = (get,) if isinstance(get, str) else tuple(get)
             if not gets or any(g not in ("nngp", "ntk") for g in gets):
-                raise ValueError(f"get={get!r}; use 'ntk', 'nngp' or a tuple of them.")
+                raise NFTKInputError(
+                    f"get={get!r}; use 'ntk', 'nngp' or a tuple of them."
+                )
 
             def head(k):
                 out = readout(k)
