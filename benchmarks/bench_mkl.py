@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 from nftk_jax import MLP, fit_mkl_kernels, layerwise_kernels  # noqa: E402
 from nftk_jax.data import load_mnist5k  # noqa: E402
 from nftk_jax.linalg._krr import encode_targets, krr_fit, krr_predict  # noqa: E402
-from nftk_jax.mkl._fit import _cho_solve, _dense_factor, _validation_split  # noqa: E402
+from nftk_jax.mkl._fit import _cho_solve, _dense_factor, validation_split  # noqa: E402
 
 
 def _accuracy(theta_tr, theta_te, Y, y_te, omega, ridge) -> float:
@@ -93,7 +93,7 @@ def main(argv=None) -> None:
     )
     rows.append(("uniform 1/L", acc_uniform, 0.0))
 
-    fit_idx, val_idx = _validation_split(
+    fit_idx, val_idx = validation_split(
         data.y_train, args.validation_fraction, args.seed, stratify=True
     )
     th_fit = theta_tr[:, fit_idx][:, :, fit_idx]

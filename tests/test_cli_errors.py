@@ -12,7 +12,7 @@ import pytest
 from nftk_jax.cli import _main as cli
 from nftk_jax.cli import build_parser, main
 from nftk_jax.core import CheckpointError, NFTKInputError, NFTKTypeError
-from nftk_jax.mkl._fit import SOLVERS
+from nftk_jax.mkl import SOLVERS
 
 TINY_FIT = [
     "fit",

@@ -47,7 +47,7 @@ def _snapshot(run):
 
 
 def test_other_settings_are_refused_before_any_work(small_run, capsys, monkeypatch):
-    import nftk_jax.kernels._layerwise as lw
+    import nftk_jax.kernels as lw
 
     def no_kernels(*a, **k):
         raise AssertionError("kernels computed before the run directory was checked")
@@ -67,7 +67,7 @@ def test_other_settings_are_refused_before_any_work(small_run, capsys, monkeypat
 
 
 def test_finished_run_returns_at_once(small_run, capsys, monkeypatch):
-    import nftk_jax.kernels._layerwise as lw
+    import nftk_jax.kernels as lw
 
     monkeypatch.setattr(lw, "layerwise_kernels", None)  # any call would fail
     before = _snapshot(small_run)
@@ -117,7 +117,7 @@ def test_more_steps_resume_from_the_checkpoint(
 
 
 def test_a_failed_run_leaves_no_directory(tmp_path, capsys, monkeypatch):
-    import nftk_jax.mkl._fit as fit
+    import nftk_jax.mkl as fit
 
     def broken(*a, **k):
         raise NFTKInputError("solver exploded")
@@ -165,14 +165,14 @@ def _brute_force_loo(theta, Y, grid):
 
 def test_fit_mkl_accepts_ridge_loo_like_the_cli():
     from nftk_jax.data import load_digits
-    from nftk_jax.mkl._fit import _validation_split
+    from nftk_jax.mkl._fit import validation_split
     from nftk_jax.mkl._ridge import default_ridge_grid
 
     ds = load_digits(seed=0)
     x, y = ds.x_train[:40], ds.y_train[:40]
     spec = nk.MLP(depth=2)
     res = nk.fit_mkl(spec, x, y, ridge="loo", steps=1, n_classes=10)
-    tr, _ = _validation_split(y, 0.2, 0, stratify=True)
+    tr, _ = validation_split(y, 0.2, 0, stratify=True)
     theta = np.asarray(nk.layerwise_kernels(spec, x[tr]))
     Y = np.eye(10)[y[tr]] - 0.1
     grid = default_ridge_grid(float(np.mean(np.diagonal(theta.mean(0)))))

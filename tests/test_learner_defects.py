@@ -13,11 +13,10 @@ import pytest
 from mkl_cases import synthetic_problem
 
 import nftk_jax
-from nftk_jax import MLP, fit_mkl_kernels
+from nftk_jax import MLP, fit_mkl_kernels, linalg
 from nftk_jax.core import NFTKInputError
 from nftk_jax.data import load_digits
 from nftk_jax.experiment import _run_fit
-from nftk_jax.linalg import _solvers
 
 from helpers import assert_close
 
@@ -103,14 +102,14 @@ def test_run_fit_refit_uses_the_requested_solver(solver, monkeypatch, tmp_path):
     solves the full system by CG, with 'dense' CG is never called."""
     ds = _digits_subset(120, 40)
     full_cg = []
-    real = _solvers.solve_cg
+    real = linalg.solve_cg
 
     def spy(theta, y, *args, **kwargs):
         if np.shape(y)[0] == len(ds.x_train):
             full_cg.append(np.shape(theta))
         return real(theta, y, *args, **kwargs)
 
-    monkeypatch.setattr(_solvers, "solve_cg", spy)
+    monkeypatch.setattr(linalg, "solve_cg", spy)
     metrics = _run_fit.run_fit(
         MLP(depth=3),
         ds,

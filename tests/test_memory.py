@@ -14,7 +14,7 @@ from nftk_jax.experiment._memory import fit_peak_bytes, fit_stage_floats
 
 
 def test_guard_uses_the_estimate(monkeypatch):
-    import nftk_jax.linalg._solvers as solvers
+    import nftk_jax.linalg as solvers
     from nftk_jax.experiment._run_fit import _check_memory
 
     monkeypatch.setattr(solvers, "default_memory_budget", lambda: 2**30)  # 2 GiB RAM

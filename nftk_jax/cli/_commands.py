@@ -28,7 +28,7 @@ def _log(line: str) -> None:
 def _tfds(name: str, data_dir: Path | None, **kw) -> Any:
     """``load_tfds`` with the command line's own remedy when the data is missing."""
     from .. import data
-    from ..data._tfds import DataNotPreparedError
+    from ..data import DataNotPreparedError
 
     try:
         return data.load_tfds(
@@ -75,7 +75,7 @@ def _load_ucr(name: str, arch: str):
     import numpy as np
 
     from .. import data
-    from ..model._sequences import pack_sequences
+    from ..model import pack_sequences
 
     try:
         seq = data.load_ucr(name)
@@ -100,8 +100,7 @@ def _subsample(ds, n_train, n_test):
 
 
 def _spec(args):
-    from ..model._rnn import RNN
-    from ..model._spec import MLP
+    from ..model import MLP, RNN
 
     if getattr(args, "arch", "mlp") == "rnn":
         return RNN(
@@ -121,7 +120,7 @@ def _spec(args):
 
 def _run_path(args, command: str) -> Path:
     """The run directory; only checked here, created at the first write."""
-    from ..core._io import check_writable_dir
+    from ..core import check_writable_dir
 
     check_writable_dir(args.out, "--out")
     depth = getattr(args, "depth", None)
@@ -138,7 +137,7 @@ def _foreign_run(e) -> CLIError:
 def _fit_one(args, spec, ds, run: Path) -> dict:
     import jax.numpy as jnp
 
-    from ..experiment._run_fit import run_fit
+    from ..experiment import run_fit
 
     return run_fit(
         spec,
@@ -164,8 +163,8 @@ def _fit_one(args, spec, ds, run: Path) -> dict:
 
 
 def cmd_fit(args) -> int:
-    from ..core._checkpoint import CheckpointError
-    from ..experiment._run_dir import RunDirectoryError
+    from ..core import CheckpointError
+    from ..experiment import RunDirectoryError
 
     t0 = time.perf_counter()
     spec = _spec(args)
@@ -195,7 +194,7 @@ def cmd_fit(args) -> int:
 def cmd_figures(args) -> int:
     import numpy as np
 
-    from ..experiment._figures import plot_omega_heatmaps, plot_omega_trajectory
+    from ..experiment import plot_omega_heatmaps, plot_omega_trajectory
 
     run = args.run_dir
     omega_path = run / "omega.npy"
@@ -235,7 +234,7 @@ def cmd_figures(args) -> int:
 def _load_omega(path: Path | None, d: int, depth: int):
     import numpy as np
 
-    from ..linalg._krr import check_omega
+    from ..linalg import check_omega
 
     if path is None:
         return np.full((d, depth), 1.0 / depth)
@@ -253,8 +252,8 @@ def _load_omega(path: Path | None, d: int, depth: int):
 def _compare_ridge(args, spec, ds, omega) -> tuple[float, str]:
     import numpy as np
 
-    from ..kernels._layerwise import layerwise_kernels
-    from ..linalg._krr import combine_kernels
+    from ..kernels import layerwise_kernels
+    from ..linalg import combine_kernels
 
     if isinstance(args.ridge, str):
         raise CLIError("--ridge loo/gcv is for nftk fit; give a number here")
@@ -268,8 +267,8 @@ def _compare_ridge(args, spec, ds, omega) -> tuple[float, str]:
 
 def _run_config(command: str, args, spec, ds) -> dict:
     """What a compare or interpret run directory's config.json starts with."""
-    from ..core._checkpoint import problem_digest
-    from ..experiment._run_fit import _spec_config
+    from ..core import problem_digest
+    from ..experiment import spec_config
 
     return {
         "command": command,
@@ -277,7 +276,7 @@ def _run_config(command: str, args, spec, ds) -> dict:
         "classes": list(ds.classes),
         "n_train": len(ds.x_train),
         "n_test": len(ds.x_test),
-        "spec": _spec_config(spec),
+        "spec": spec_config(spec),
         "ridge": args.ridge,
         "seed": args.seed,
         "data_sha256": problem_digest(
@@ -294,7 +293,7 @@ def _sample_defaults(args, command: str) -> None:
 
 def _open_run(run: Path, config: dict, overwrite: bool) -> dict:
     """Check ``run`` against ``config`` before any work; the JSON-ready config."""
-    from ..experiment._run_dir import RunDirectoryError, open_run_dir
+    from ..experiment import RunDirectoryError, open_run_dir
 
     config = json.loads(json.dumps(config, default=str))
     try:
@@ -318,9 +317,9 @@ def _compare_config(args, spec, ds, omega) -> dict:
 
 
 def cmd_compare(args) -> int:
-    from ..core._io import write_json
-    from ..experiment._run_dir import run_guard
-    from ..finite._width_study import compare_widths, plot_width_study
+    from ..core import write_json
+    from ..experiment import run_guard
+    from ..finite import compare_widths, plot_width_study
 
     t0 = time.perf_counter()
     spec = _spec(args)
@@ -369,9 +368,8 @@ def _interpret_config(args, spec, ds) -> dict:
 def cmd_interpret(args) -> int:
     import dataclasses
 
-    from ..core._io import write_json
-    from ..experiment._agreement import run_interpret
-    from ..experiment._run_dir import run_guard
+    from ..core import write_json
+    from ..experiment import run_guard, run_interpret
 
     t0 = time.perf_counter()
     spec = dataclasses.replace(_spec(args), width=args.width)
@@ -432,7 +430,7 @@ def _reproduce_data(args):
 
 
 def _reproduce_row(args, depth: int, ds, base: Path) -> dict:
-    from ..model._spec import MLP
+    from ..model import MLP
 
     run_args = argparse.Namespace(
         ridge=None, objective="val_mse", constraint="simplex", steps=args.steps,
@@ -454,8 +452,8 @@ def _reproduce_row(args, depth: int, ds, base: Path) -> dict:
 
 
 def cmd_reproduce(args) -> int:
-    from ..core._io import write_json
-    from ..experiment._run_dir import RunDirectoryError, run_guard
+    from ..core import write_json
+    from ..experiment import RunDirectoryError, run_guard
 
     t0 = time.perf_counter()
     ds = _reproduce_data(args)

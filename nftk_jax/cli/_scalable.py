@@ -44,7 +44,7 @@ def add_scalable_args(p: argparse.ArgumentParser) -> None:
 
 
 def fit_scalable(args, spec, ds, run) -> dict:
-    from ..experiment._run_scalable import run_scalable_fit
+    from ..experiment import run_scalable_fit
 
     if args.landmarks is not None and args.landmarks < 2:
         raise NFTKInputError(f"--landmarks must be >= 2, got {args.landmarks}.")

@@ -1,7 +1,12 @@
 """core layer (see docs/architecture.md): validation, io, checkpoint files and the
 package's input-error classes, which every other folder imports from here."""
 
-from ._checkpoint import CheckpointError
+from ._checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    problem_digest,
+    save_checkpoint,
+)
 from ._errors import (
     NFTKDependencyError,
     NFTKFileNotFoundError,
@@ -9,6 +14,20 @@ from ._errors import (
     NFTKTypeError,
 )
 from ._identity import describe
+from ._io import (
+    atomic_path,
+    check_writable_dir,
+    ensure_writable_dir,
+    jsonable,
+    write_json,
+    write_npy,
+)
+from ._validation import (
+    check_inputs,
+    check_positive_float,
+    check_positive_int,
+    resolve_dtype,
+)
 
 __all__ = [
     "CheckpointError",
@@ -16,5 +35,18 @@ __all__ = [
     "NFTKFileNotFoundError",
     "NFTKInputError",
     "NFTKTypeError",
+    "atomic_path",
+    "check_inputs",
+    "check_positive_float",
+    "check_positive_int",
+    "check_writable_dir",
     "describe",
+    "ensure_writable_dir",
+    "jsonable",
+    "load_checkpoint",
+    "problem_digest",
+    "resolve_dtype",
+    "save_checkpoint",
+    "write_json",
+    "write_npy",
 ]

@@ -110,7 +110,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable))
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=jsonable))
 
 
 def write_npy(path: str | os.PathLike, array: Any) -> None:
@@ -118,7 +118,7 @@ def write_npy(path: str | os.PathLike, array: Any) -> None:
         np.save(f, np.asarray(array), allow_pickle=False)
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray) or hasattr(x, "__array__"):

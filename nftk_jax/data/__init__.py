@@ -24,6 +24,7 @@ from ._text import TokenEmbedding as TokenEmbedding
 from ._text import load_gpt2_embedding as load_gpt2_embedding
 from ._text import text_features as text_features
 from ._tfds import TFDS_DATASETS as TFDS_DATASETS
+from ._tfds import DataNotPreparedError
 from ._tfds import load_tfds as load_tfds
 from ._ucr import UCR_DATASETS as UCR_DATASETS
 from ._ucr import SequenceDataset as SequenceDataset
@@ -32,17 +33,18 @@ from ._ucr import resample_sequences as resample_sequences
 
 __all__ = [
     "DEBIAN_FASHION_MNIST_DIR",
+    "DataNotPreparedError",
+    "Dataset",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_URL",
     "MNIST5K_SIZE",
     "MNIST_CLASSES",
     "PREPROCESS_METHODS",
-    "TFDS_DATASETS",
-    "UCR_DATASETS",
-    "Dataset",
     "SequenceDataset",
+    "TFDS_DATASETS",
     "TextDataset",
     "TokenEmbedding",
+    "UCR_DATASETS",
     "load_digits",
     "load_fashion_mnist",
     "load_gpt2_embedding",

@@ -38,7 +38,7 @@ def omega_agreement(omega_kernel: Any, omega_finite: Any) -> dict:
         >>> r["rank_correlation"].round(6).tolist(), r["top_layer_agreement"]
         ([1.0], 1.0)
     """
-    from ..mkl._stability import rank_correlation
+    from ..mkl import rank_correlation
 
     a = np.asarray(omega_kernel, dtype=np.float64)
     b = np.asarray(omega_finite, dtype=np.float64)
@@ -81,9 +81,9 @@ def run_interpret(
     ``interpret.json``, ``omega_kernel.npy``, ``omega_finite.npy`` and
     ``omega_agreement.png``; returns the JSON content.
     """
-    from ..core._io import _jsonable, ensure_writable_dir, write_json, write_npy
-    from ..finite._network import train_paper_mode
-    from ..mkl._fit import fit_mkl
+    from ..core import ensure_writable_dir, jsonable, write_json, write_npy
+    from ..finite import train_paper_mode
+    from ..mkl import fit_mkl
     from ._stability_figures import plot_omega_agreement
 
     out = ensure_writable_dir(out_dir, "out_dir")
@@ -129,4 +129,4 @@ def run_interpret(
         title=f"{dataset.name}, L = {spec.depth}, width {spec.width}: "
         f"mean rank correlation {agree['mean_rank_correlation']:.2f}",
     )  # fmt: skip
-    return json.loads(json.dumps(result, default=_jsonable))
+    return json.loads(json.dumps(result, default=jsonable))

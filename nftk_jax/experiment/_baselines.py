@@ -105,7 +105,7 @@ def paired_bootstrap(
 
 
 def _krr_scores(theta_tr, theta_te, Y, omega, ridge) -> np.ndarray:
-    from ..linalg._krr import krr_fit, krr_predict
+    from ..linalg import krr_fit, krr_predict
 
     sol = krr_fit(theta_tr, Y, omega, ridge=ridge)
     return np.asarray(krr_predict(theta_te, sol.alpha, omega), dtype=np.float64)
@@ -115,7 +115,7 @@ def select_depth_on_validation(
     theta: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray, *, ridge: float
 ) -> tuple[int, np.ndarray]:
     """``(depth index, validation accuracies (L,))`` of the stand-alone layer NTKs."""
-    from ..linalg._krr import encode_targets
+    from ..linalg import encode_targets
 
     L = theta.shape[0]
     d = int(y.max()) + 1
@@ -178,7 +178,7 @@ def reference_baselines(
         the learned Omegas' test predictions, :func:`compare_learned` turns it into
         the report of :func:`honest_baselines`.
     """
-    from ..linalg._krr import encode_targets
+    from ..linalg import encode_targets
 
     L, d = theta_tr.shape[0], int(n_classes)
     Y, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
@@ -296,7 +296,7 @@ def honest_baselines(
         ``{"rows": [learned, validation-selected depth, uniform, oracle],
         "paired_tests": {...}, "confidence": ...}``, JSON-ready.
     """
-    from ..linalg._krr import encode_targets
+    from ..linalg import encode_targets
 
     om = np.asarray(omegas, dtype=np.float64)
     K, d, L = om.shape

@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core import NFTKInputError
-from ..core._io import atomic_path
-from ..linalg._krr import check_omega
+from ..core import NFTKInputError, atomic_path
+from ..linalg import check_omega
 
 __all__ = [
     "interpretability_matrices",

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core._io import write_json, write_npy
+from ..core import write_json, write_npy
 from ._run_ridge import choose_ridge as _choose_ridge
 
 __all__ = ["peak_rss_gib", "run_stages"]
@@ -48,7 +48,7 @@ def _splits(y_tr: np.ndarray, config: dict) -> tuple:
     Run 0 also selects the single depth when the objective needs no validation
     part; with ``bootstrap`` the further runs resample their fitting parts.
     """
-    from ..mkl._stability import resample_splits
+    from ..mkl import resample_splits
 
     K = int(config["resamples"])
     kw = {"validation_fraction": config["validation_fraction"], "seed": config["seed"]}
@@ -80,7 +80,7 @@ def _baselines(theta_tr, theta_te, y_tr, y_te, ridge, splits, d, progress) -> di
 
 
 def _kernels(spec, x_tr, x_te, normalize, dtype, progress, log):
-    from ..kernels._layerwise import layerwise_kernels
+    from ..kernels import layerwise_kernels
 
     L = spec.depth
     log(f"layerwise NTKs: {L} layers, {len(x_tr)} train x {len(x_te)} test inputs")
@@ -104,7 +104,7 @@ def _kernels(spec, x_tr, x_te, normalize, dtype, progress, log):
 
 
 def _learn_omega(theta_tr, y_tr, ridge_value, config, d, splits, ckpt, progress, log):
-    from ..mkl._fit import fit_mkl_kernels
+    from ..mkl import fit_mkl_kernels
 
     objective = config["objective"]
     if objective == "val_mse":
@@ -134,7 +134,7 @@ def _learn_omega(theta_tr, y_tr, ridge_value, config, d, splits, ckpt, progress,
 
 def _learn_resamples(theta_tr, y_tr, ridge_value, config, d, splits, progress, log):
     """Omegas ``(K - 1, d, L)`` learned on the further splits (no checkpoints)."""
-    from ..mkl._stability import fit_split
+    from ..mkl import fit_split
 
     if len(splits) < 2:
         return []
@@ -156,7 +156,7 @@ def _learn_resamples(theta_tr, y_tr, ridge_value, config, d, splits, progress, l
 
 def _ridge_and_baselines(theta_tr, theta_te, y_tr, y_te, ctx, lap) -> dict:
     """The ridge and the baselines: from baselines.json when a run resumes."""
-    from ..linalg._krr import encode_targets
+    from ..linalg import encode_targets
 
     cached = ctx["out"] / "baselines.json"
     if cached.is_file():
@@ -191,8 +191,8 @@ def _evaluate(theta_tr, theta_te, y_tr, y_te, omegas, base, result, seed) -> dic
     """
     import jax.numpy as jnp
 
-    from ..linalg._krr import krr_predict
-    from ..mkl._fit import _refit
+    from ..linalg import krr_predict
+    from ..mkl import refit_alpha
     from ._baselines import compare_learned
 
     options = {"n_classes": result.omega.shape[0]}
@@ -200,7 +200,7 @@ def _evaluate(theta_tr, theta_te, y_tr, y_te, omegas, base, result, seed) -> dic
     learned = []
     for omega in omegas:
         at = result._replace(omega=np.asarray(omega), ridge=base["ridge"]["value"])
-        alpha = _refit(at, theta, y_tr, options, None).alpha
+        alpha = refit_alpha(at, theta, y_tr, options, None).alpha
         scores = np.asarray(krr_predict(theta_te, alpha, omega))
         learned.append(np.argmax(scores, axis=1) == y_te)
     return compare_learned(base, learned, seed=seed)
@@ -286,7 +286,7 @@ def _metrics(result, baselines, ridge_info, scale, timings) -> dict:
 
 def _stability(out, omegas, splits, config) -> Any:
     """``K > 1``: the Omegas' stability, saved as omega_resamples.npy."""
-    from ..mkl._stability import summarise_omegas
+    from ..mkl import summarise_omegas
 
     st = summarise_omegas(
         np.stack(omegas), splits=splits, bootstrap=config["bootstrap"]

@@ -98,7 +98,7 @@ def measure_rates(spec, n_features: int) -> tuple[float, float]:
     """Kernel entries x layers per second and float64 flop/s, measured in ~1 s."""
     from scipy.linalg import blas
 
-    from ..kernels._layerwise import layerwise_kernels
+    from ..kernels import layerwise_kernels
 
     rng = np.random.default_rng(0)
     x = rng.random((256, n_features), dtype=np.float32)

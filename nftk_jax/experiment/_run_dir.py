@@ -31,8 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..core import NFTKInputError
-from ..core._io import check_writable_dir
+from ..core import NFTKInputError, check_writable_dir
 
 __all__ = [
     "RESUMABLE_KEYS",

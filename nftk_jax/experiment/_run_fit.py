@@ -49,11 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core import NFTKInputError
-from ..core._checkpoint import problem_digest
-from ..core._io import _jsonable, write_json
-from ..model._rnn import RNN
-from ..model._spec import MLP
+from ..core import NFTKInputError, jsonable, problem_digest, write_json
+from ..model import MLP, RNN
 from ._fit_stages import run_stages
 from ._run_dir import open_run_dir, run_guard
 from ._run_ridge import default_ridge
@@ -66,7 +63,7 @@ NORMALIZATIONS = ("trace", "none")
 
 def _check_memory(n: int, n_test: int, L: int, d: int, dtype: Any) -> None:
     """Fail early, naming the fix, when the cached kernels cannot fit in memory."""
-    from ..linalg._solvers import default_memory_budget
+    from ..linalg import default_memory_budget
     from ._memory import fit_peak_bytes
 
     item = np.dtype(np.float32 if dtype == np.float32 else np.float64).itemsize
@@ -81,7 +78,7 @@ def _check_memory(n: int, n_test: int, L: int, d: int, dtype: Any) -> None:
         )
 
 
-def _spec_config(spec: Any) -> dict:
+def spec_config(spec: Any) -> dict:
     """The spec's fields for config.json."""
     if isinstance(spec, RNN):
         return {"arch": "rnn", **dataclasses.asdict(spec)}
@@ -98,7 +95,7 @@ def _spec_config(spec: Any) -> dict:
 
 def _config(spec, dataset, x_tr, y_tr, x_te, y_te, settings: dict) -> dict:
     return {
-        "spec": _spec_config(spec),
+        "spec": spec_config(spec),
         "dataset": dataset.name,
         "classes": list(dataset.classes),
         "n_train": len(x_tr),
@@ -227,4 +224,4 @@ def run_fit(
             spec, dataset, out, config, dtype=dtype, progress=progress, log=log,
             ridge_grid=ridge_grid,
         )  # fmt: skip
-    return json.loads(json.dumps(metrics, default=_jsonable))
+    return json.loads(json.dumps(metrics, default=jsonable))

@@ -27,7 +27,7 @@ def _ridge_grid(theta_tr: np.ndarray, ridge_grid) -> np.ndarray | None:
     """Absolute grid for ``ridge_grid=(low, high)`` relative to the mean diagonal."""
     if ridge_grid is None:
         return None
-    from ..mkl._ridge import default_ridge_grid
+    from ..mkl import default_ridge_grid
 
     low, high = (float(v) for v in ridge_grid)
     if not (0 < low < high and np.isfinite(high)):
@@ -67,7 +67,7 @@ def choose_ridge(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """The ridge value and how it was chosen (``ridge_info`` of the metrics)."""
-    from ..mkl._ridge import grid_edge, select_ridge
+    from ..mkl import grid_edge, select_ridge
 
     info: dict[str, Any] = {}
     if ridge is None:

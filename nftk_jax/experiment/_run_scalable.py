@@ -30,11 +30,18 @@ from typing import Any
 
 import numpy as np
 
-from ..core._checkpoint import load_checkpoint, problem_digest, save_checkpoint
-from ..core._io import _jsonable, ensure_writable_dir, write_json, write_npy
-from ..model._spec import MLP
+from ..core import (
+    ensure_writable_dir,
+    jsonable,
+    load_checkpoint,
+    problem_digest,
+    save_checkpoint,
+    write_json,
+    write_npy,
+)
+from ..model import MLP
 from ._plan import ScalePlan
-from ._run_fit import _spec_config
+from ._run_fit import spec_config
 
 __all__ = ["STAGES", "run_scalable_fit"]
 
@@ -67,15 +74,15 @@ class _Stages:
 
 
 def _subset(y: np.ndarray, m: int, seed: int) -> np.ndarray:
-    from ..mkl._fit import _validation_split
+    from ..mkl import validation_split
 
     if m >= len(y):
         return np.arange(len(y))
-    return _validation_split(y, m / len(y), seed, stratify=True)[1]
+    return validation_split(y, m / len(y), seed, stratify=True)[1]
 
 
 def _stage_kernels(st: _Stages, spec, x_sub, progress, log) -> np.ndarray:
-    from ..kernels._layerwise import layerwise_kernels
+    from ..kernels import layerwise_kernels
 
     saved = st.load("kernels")
     if saved is not None:
@@ -92,7 +99,7 @@ def _stage_kernels(st: _Stages, spec, x_sub, progress, log) -> np.ndarray:
 
 
 def _val_accuracy(theta_fit, theta_val, y_enc, y_val, omega, ridge) -> float:
-    from ..linalg._krr import krr_fit, krr_predict
+    from ..linalg import krr_fit, krr_predict
 
     sol = krr_fit(theta_fit, y_enc, omega, ridge=ridge)
     pred = np.argmax(np.asarray(krr_predict(theta_val, sol.alpha, omega)), axis=1)
@@ -100,15 +107,15 @@ def _val_accuracy(theta_fit, theta_val, y_enc, y_val, omega, ridge) -> float:
 
 
 def _stage_omega(st: _Stages, theta, y_sub, d, ridge, opts, progress, log) -> dict:
-    from ..linalg._krr import encode_targets
-    from ..mkl._fit import _validation_split, fit_mkl_kernels
+    from ..linalg import encode_targets
+    from ..mkl import fit_mkl_kernels, validation_split
 
     saved = st.load("omega")
     if saved is not None:
         st.resumed["omega"] = "resumed"
         return saved
     L = theta.shape[0]
-    fit, val = _validation_split(y_sub, opts["validation_fraction"], opts["seed"], True)
+    fit, val = validation_split(y_sub, opts["validation_fraction"], opts["seed"], True)
     th = theta.astype(np.float64)
     th_fit, th_val = th[:, fit][:, :, fit], th[:, val][:, :, fit]
     del th
@@ -165,7 +172,7 @@ def _kernel_rows(omega: np.ndarray, best_depth: int) -> tuple[np.ndarray, dict]:
 
 
 def _stage_normal(st, spec, x, y_enc, x_sub, weights, scale, opts, progress, log):
-    from ..linalg._nystrom_krr import NormalEquations, accumulate_normal_equations
+    from ..linalg import NormalEquations, accumulate_normal_equations
 
     saved = st.load("normal")
     state = None
@@ -199,7 +206,7 @@ def _stage_normal(st, spec, x, y_enc, x_sub, weights, scale, opts, progress, log
 
 
 def _stage_solve(st, eq, theta_sub, scale, weights, ridge, log) -> np.ndarray:
-    from ..linalg._nystrom_krr import solve_normal_equations
+    from ..linalg import solve_normal_equations
 
     saved = st.load("solve")
     if saved is not None:
@@ -215,7 +222,7 @@ def _stage_solve(st, eq, theta_sub, scale, weights, ridge, log) -> np.ndarray:
 
 
 def _stage_predict(st, spec, x_te, x_sub, weights, alpha, scale, opts, progress, log):
-    from ..linalg._nystrom_krr import nystrom_predict
+    from ..linalg import nystrom_predict
 
     saved = st.load("predict")
     start, out = 0, None
@@ -319,7 +326,7 @@ def run_scalable_fit(
         Omega, the selected single depth and the uniform mix, the plan, the stage
         timings and which stages were resumed.
     """
-    from ..linalg._krr import encode_targets
+    from ..linalg import encode_targets
     from ._plan import measure_rates, plan_scalable
 
     t_start = time.perf_counter()
@@ -351,7 +358,7 @@ def run_scalable_fit(
         {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}, {}
     )
     config = {
-        "spec": _spec_config(spec), "dataset": dataset.name, "landmarks": m,
+        "spec": spec_config(spec), "dataset": dataset.name, "landmarks": m,
         "relative_ridge": relative_ridge, "data_sha256": data_hash,
         **{k: v for k, v in opts.items() if k != "checkpoint_seconds"},
     }  # fmt: skip
@@ -418,4 +425,4 @@ def run_scalable_fit(
         "timings_s": timings,
     }
     write_json(out / "metrics.json", metrics)
-    return json.loads(json.dumps(metrics, default=_jsonable))
+    return json.loads(json.dumps(metrics, default=jsonable))

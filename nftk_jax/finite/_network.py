@@ -31,17 +31,15 @@ import numpy as np
 import optax
 from jax import lax
 
-from ..core import NFTKInputError, NFTKTypeError
-from ..core._validation import (
+from ..core import (
+    NFTKInputError,
+    NFTKTypeError,
     check_positive_float,
     check_positive_int,
     resolve_dtype,
 )
-from ..linalg._krr import check_omega
-from ..model._compat import nt
-from ..model._inputs import check_spec_inputs, input_features
-from ..model._rnn import RNN
-from ..model._spec import MLP
+from ..linalg import check_omega
+from ..model import MLP, RNN, check_spec_inputs, input_features, nt
 from ._rnn_network import rnn_heads, rnn_init
 
 __all__ = [

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..core._validation import check_positive_int, resolve_dtype
-from ..model._rnn import RNN
+from ..core import check_positive_int, resolve_dtype
+from ..model import RNN
 
 __all__ = ["rnn_heads", "rnn_init"]
 

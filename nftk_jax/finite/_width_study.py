@@ -24,19 +24,22 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core import NFTKInputError, NFTKTypeError
-from ..core._io import atomic_path
-from ..core._validation import check_positive_float, check_positive_int
-from ..kernels._layerwise import layerwise_kernels
-from ..linalg._krr import (
+from ..core import (
+    NFTKInputError,
+    NFTKTypeError,
+    atomic_path,
+    check_positive_float,
+    check_positive_int,
+)
+from ..kernels import layerwise_kernels
+from ..linalg import (
     check_ridge,
     combine_kernels,
     encode_targets,
     krr_fit,
     krr_predict,
 )
-from ..model._inputs import check_spec_inputs
-from ..model._spec import MLP
+from ..model import MLP, check_spec_inputs
 from ._network import (
     _check_init,
     _check_omega,

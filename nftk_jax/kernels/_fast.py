@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import NFTKInputError
-from ..model._spec import ACTIVATIONS, MLP
+from ..model import ACTIVATIONS, MLP
 from ._closed_forms import FAST_ACTIVATIONS, activation_step
 
 __all__ = [

@@ -22,15 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ..core import NFTKInputError, NFTKTypeError
-from ..core._validation import (
+from ..core import (
+    NFTKInputError,
+    NFTKTypeError,
     check_inputs,
     check_positive_int,
     resolve_dtype,
 )
-from ..model._rnn import RNN
-from ..model._sequences import as_packed, packed_shape
-from ..model._spec import MLP
+from ..model import MLP, RNN, as_packed, packed_shape
 from ._fast import diag_layers, fast_heads, resolve_engine, row_keys
 from ._rntk import rntk_block_size, rntk_tile_fn
 

@@ -43,13 +43,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import NFTKInputError, NFTKTypeError
-from ..core._checkpoint import problem_digest
-from ..core._io import atomic_path, ensure_writable_dir, write_json
-from ..core._validation import check_positive_int, resolve_dtype
-from ..model._inputs import check_spec_inputs
-from ..model._rnn import RNN
-from ..model._spec import MLP
+from ..core import (
+    NFTKInputError,
+    NFTKTypeError,
+    atomic_path,
+    check_positive_int,
+    ensure_writable_dir,
+    problem_digest,
+    resolve_dtype,
+    write_json,
+)
+from ..model import MLP, RNN, check_spec_inputs
 from ._fast import resolve_engine
 from ._layerwise import (
     _check_finite,

@@ -25,7 +25,7 @@ import numpy as np
 from jax import lax
 
 from ..core import NFTKInputError
-from ..model._rnn import RNN
+from ..model import RNN
 
 __all__ = ["rntk_tile_fn", "rntk_block_size"]
 

@@ -28,8 +28,8 @@ import scipy.linalg
 from scipy.linalg import blas
 
 from ..core import NFTKInputError
-from ..kernels._layerwise import layerwise_kernels
-from ..model._spec import MLP
+from ..kernels import layerwise_kernels
+from ..model import MLP
 
 __all__ = [
     "NormalEquations",

@@ -28,16 +28,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import NFTKInputError, NFTKTypeError
-from ..core._validation import (
+from ..core import (
+    NFTKInputError,
+    NFTKTypeError,
     check_inputs,
     check_positive_float,
     check_positive_int,
     resolve_dtype,
 )
-from ..kernels._layerwise import layerwise_kernels
-from ..kernels._operators import is_layer_operator as _is_operator
-from ..model._spec import MLP
+from ..kernels import is_layer_operator as _is_operator
+from ..kernels import layerwise_kernels
+from ..model import MLP
 from ._krr import check_omega, check_ridge, cholesky_with_jitter, krr_fit
 
 __all__ = [
@@ -287,7 +288,7 @@ def default_memory_budget() -> int:
     return int(total) // 2 if total > 0 else _FALLBACK_BUDGET
 
 
-def _budget(memory_budget: Any) -> int:
+def memory_budget_or_default(memory_budget: Any) -> int:
     if memory_budget is None:
         return default_memory_budget()
     return check_positive_int(memory_budget, "memory_budget")
@@ -327,7 +328,7 @@ def plan_solver(
     depth = check_positive_int(depth, "depth")
     n_classes = check_positive_int(n_classes, "n_classes")
     dense_max_n = check_positive_int(dense_max_n, "dense_max_n")
-    budget = _budget(memory_budget)
+    budget = memory_budget_or_default(memory_budget)
     s = resolve_dtype(dtype).itemsize
     kernels = s * depth * n * n
     factors = s * n_classes * n * n
@@ -550,7 +551,9 @@ def solve_cg(
     x = _check_x0(x0, (n, d), dtype)
     pre = _check_preconditioner(preconditioner, n, dtype)
     if form_kernels is None:
-        form_kernels = dtype.itemsize * d * n * n <= _budget(memory_budget)
+        form_kernels = dtype.itemsize * d * n * n <= memory_budget_or_default(
+            memory_budget
+        )
     op = _form_kernels(th, om) if form_kernels else (th, om)
     state = _cg_cached(
         op,
@@ -620,7 +623,7 @@ def solve_cg_matrix_free(
     """
     if not isinstance(spec, MLP):
         raise NFTKTypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
-    from ..kernels._operators import StreamedLayerOperator
+    from ..kernels import StreamedLayerOperator
 
     op = StreamedLayerOperator(
         spec, x, block_size=block_size, memory_budget=memory_budget, dtype=dtype,

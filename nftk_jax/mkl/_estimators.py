@@ -15,9 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from ..core import NFTKInputError
-from ..model._inputs import check_spec_inputs, input_features
-from ..model._rnn import RNN
-from ..model._spec import MLP
+from ..model import MLP, RNN, check_spec_inputs, input_features
 from ._fit import NFTKResult, fit_mkl
 
 __all__ = ["NFTKClassifier", "NFTKRegressor"]

@@ -34,11 +34,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..core import NFTKInputError, describe
-from ..core._checkpoint import load_checkpoint, problem_digest, save_checkpoint
-from ..core._validation import check_positive_int
-from ..kernels._operators import is_layer_operator as _is_operator
-from ..linalg._krr import (
+from ..core import (
+    NFTKInputError,
+    check_positive_int,
+    describe,
+    load_checkpoint,
+    problem_digest,
+    save_checkpoint,
+)
+from ..kernels import is_layer_operator as _is_operator
+from ..linalg import (
     check_omega,
     check_ridge,
     cholesky_with_jitter,
@@ -46,7 +51,7 @@ from ..linalg._krr import (
     encode_targets,
     krr_predict,
 )
-from ..model._inputs import check_spec_inputs
+from ..model import check_spec_inputs
 from ._constraints import check_constraint, make_projection
 from ._objectives import (
     SCALE_FREE_ILL_POSED,
@@ -155,7 +160,7 @@ class NFTKResult(NamedTuple):
         deviation ``(m, d)`` of every class (``get='ntk'`` or ``'nngp'`` heads; see
         :func:`nftk_jax.mkl._uncertainty.predict_with_std`).
         """
-        from ..kernels._layerwise import layerwise_matvec
+        from ..kernels import layerwise_matvec
 
         if return_std or get != "ntk":
             from ._uncertainty import predict_with_std
@@ -215,9 +220,9 @@ _DENSE_MAX_N = 2000
 
 
 def _solvers_module():
-    from ..linalg import _solvers
+    from .. import linalg
 
-    return _solvers
+    return linalg
 
 
 def _resolve_solver(
@@ -298,7 +303,7 @@ def _make_solver(
         # Factor and inverse in float64 cost 24 n^2 bytes at once; past half the
         # memory budget the operator path keeps them in float32.
         pdt = None
-        if operator and 24 * n * n > mod._budget(memory_budget) // 2:
+        if operator and 24 * n * n > mod.memory_budget_or_default(memory_budget) // 2:
             pdt = np.float32
         pre = mod.cholesky_preconditioner(theta, ref, ridge=ridge, dtype=pdt)
     elif preconditioner == "nystrom":
@@ -944,7 +949,7 @@ def _pack(state: _Loop, hist: dict[str, list]) -> dict[str, np.ndarray]:
 
 
 def _restore(saved, optimizer, d, L) -> tuple[_Loop, dict[str, list], float]:
-    from ..core._checkpoint import CheckpointError
+    from ..core import CheckpointError
 
     try:
         omega = saved["omega"]
@@ -1037,7 +1042,7 @@ def _check_fraction(fraction: Any) -> float:
     return frac
 
 
-def _validation_split(
+def validation_split(
     y: np.ndarray, fraction: float, seed: int, stratify: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (stratified for labels) split into sorted train and validation indices."""
@@ -1151,8 +1156,8 @@ def fit_mkl(
     Returns:
         An :class:`NFTKResult` that can ``predict(x_new)``.
     """
-    from ..core._validation import resolve_dtype
-    from ..kernels._layerwise import layerwise_kernels
+    from ..core import resolve_dtype
+    from ..kernels import layerwise_kernels
 
     if "theta_val" in options:
         raise NFTKInputError("fit_mkl computes theta_val itself; pass x_val and y_val.")
@@ -1225,7 +1230,7 @@ def fit_mkl(
         elif split:
             if y_val is not None:
                 raise NFTKInputError("y_val was given without x_val; pass both.")
-            tr, va = _validation_split(
+            tr, va = validation_split(
                 y_arr if is_clf else np.zeros(len(xx)), frac, seed, stratify=is_clf
             )
             theta_all = np.asarray(layerwise_kernels(spec, xx, **kern))
@@ -1243,7 +1248,7 @@ def fit_mkl(
             )
             if refit:
                 th = jnp.asarray(theta_all, dtype=jnp.float64)
-                res = _refit(res, th, y_arr, options, memory_budget)
+                res = refit_alpha(res, th, y_arr, options, memory_budget)
                 x_train = xx
             else:
                 x_train = xx[tr]
@@ -1279,7 +1284,7 @@ def _ridge_or_method(ridge: Any, kernel_storage: str) -> float | str:
     return check_ridge(ridge)
 
 
-def _refit(res: NFTKResult, theta, y_arr, options, memory_budget) -> NFTKResult:
+def refit_alpha(res: NFTKResult, theta, y_arr, options, memory_budget) -> NFTKResult:
     """``res`` with ``alpha`` recomputed on all training inputs at its Omega.
 
     ``theta`` holds the kernels of all inputs (array or layer operator); the solve
@@ -1309,7 +1314,7 @@ def _fit_mkl_operators(
     engine="auto",
 ) -> NFTKResult:  # fmt: skip
     """:func:`fit_mkl` with the kernels on disk or recomputed: layer operators."""
-    from ..kernels._operators import DiskLayerOperator, StreamedLayerOperator
+    from ..kernels import DiskLayerOperator, StreamedLayerOperator
 
     if storage == "disk":
         if kernel_dir is None:
@@ -1351,7 +1356,7 @@ def _fit_mkl_operators(
     elif objective == "val_mse":
         if y_val is not None:
             raise NFTKInputError("y_val was given without x_val; pass both.")
-        tr, va = _validation_split(
+        tr, va = validation_split(
             y_arr if is_clf else np.zeros(len(xx)), frac, seed, stratify=is_clf
         )
         fit_x, fit_y = xx[tr], y_arr[tr]
@@ -1375,6 +1380,6 @@ def _fit_mkl_operators(
     )
     x_train = fit_x
     if refit and fit_x is not xx:
-        res = _refit(res, operator("train", xx), y_arr, options, memory_budget)
+        res = refit_alpha(res, operator("train", xx), y_arr, options, memory_budget)
         x_train = xx
     return res._replace(spec=spec, x_train=np.asarray(x_train), kernel_dtype=dtype)

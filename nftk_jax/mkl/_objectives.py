@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import NFTKInputError
-from ..kernels._operators import is_layer_operator as _is_operator
+from ..kernels import is_layer_operator as _is_operator
 
 __all__ = [
     "OBJECTIVES",

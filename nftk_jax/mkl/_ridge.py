@@ -37,10 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import NFTKInputError
-from ..core._validation import check_positive_int, resolve_dtype
-from ..linalg._krr import combine_kernels
-from ..linalg._solvers import check_system
+from ..core import NFTKInputError, check_positive_int, resolve_dtype
+from ..linalg import check_system, combine_kernels
 
 __all__ = [
     "RIDGE_METHODS",
@@ -212,7 +210,7 @@ def select_ridge_for_labels(
     targets are encoded as in the learner (centred one-hot for labels) and every
     class mixes the layers uniformly, :math:`\Omega_{cl} = 1/L`.
     """
-    from ..linalg._krr import encode_targets
+    from ..linalg import encode_targets
 
     th = np.asarray(theta)
     Y, _ = encode_targets(y, th.shape[1], n_classes=n_classes, name="y")

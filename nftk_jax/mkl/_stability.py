@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..core import NFTKInputError
-from ._fit import _validation_split, fit_mkl_kernels
+from ._fit import fit_mkl_kernels, validation_split
 
 __all__ = [
     "OmegaStability",
@@ -136,7 +136,7 @@ def resample_splits(
     """
     out = []
     for k in range(_check_resamples(n_resamples)):
-        fit, val = _validation_split(y, validation_fraction, seed + k, stratify=True)
+        fit, val = validation_split(y, validation_fraction, seed + k, stratify=True)
         if bootstrap:
             rng = np.random.default_rng([seed, k, 1])
             fit = np.sort(rng.choice(fit, size=len(fit), replace=True))

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import NFTKInputError
-from ..linalg._krr import check_omega, check_ridge, cholesky_with_jitter
+from ..linalg import check_omega, check_ridge, cholesky_with_jitter
 
 __all__ = [
     "gaussian_class_probabilities",
@@ -133,7 +133,7 @@ def posterior_variance(
 
 def _test_diagonal(spec, x, *, get: str, dtype) -> np.ndarray:
     """``(L, m)`` self-kernels :math:`\\Theta_l(x_i, x_i)`, in small diagonal tiles."""
-    from ..kernels._layerwise import layerwise_kernels
+    from ..kernels import layerwise_kernels
 
     parts = []
     for i0 in range(0, len(x), 256):
@@ -156,8 +156,8 @@ def predict_with_std(result: Any, x: Any, *, get: str = "ntk") -> tuple:
     and ridge, and the training targets are recovered from the dual coefficients as
     :math:`Y_{:,c} = (K_c + \rho I)\alpha_c`.
     """
-    from ..core._validation import check_inputs
-    from ..kernels._layerwise import layerwise_kernels
+    from ..core import check_inputs
+    from ..kernels import layerwise_kernels
 
     if get not in ("ntk", "nngp"):
         raise NFTKInputError(f"get={get!r} is unknown; use 'ntk' or 'nngp'.")
@@ -186,7 +186,7 @@ def predict_with_std(result: Any, x: Any, *, get: str = "ntk") -> tuple:
     alpha = np.asarray(result.alpha, dtype=np.float64)
     if get == "nngp":
         # Targets from the NTK dual coefficients, then the NNGP's own coefficients.
-        from ..linalg._krr import krr_fit
+        from ..linalg import krr_fit
 
         k_ntk = np.einsum("cl,lij->cij", omega, theta_ntk)
         y = np.einsum("cij,jc->ic", k_ntk, alpha) + result.ridge * alpha

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core._validation import check_inputs
+from ..core import check_inputs
 from ._rnn import RNN
 from ._sequences import as_packed, packed_shape
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..core import NFTKInputError
-from ..core._validation import check_positive_float, check_positive_int
+from ..core import NFTKInputError, check_positive_float, check_positive_int
 
 __all__ = ["RNN", "RNN_ACTIVATIONS"]
 

@@ -31,8 +31,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import NFTKInputError, NFTKTypeError
-from ..core._validation import check_positive_float, check_positive_int
+from ..core import (
+    NFTKInputError,
+    NFTKTypeError,
+    check_positive_float,
+    check_positive_int,
+)
 from ._compat import stax
 
 __all__ = ["MLP", "Network", "ACTIVATIONS"]
