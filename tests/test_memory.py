@@ -63,3 +63,24 @@ def test_estimate_within_20_percent_of_the_measured_peak(n, tmp_path):
     measured = max(metrics["peak_rss_gib"].values())
     estimate = fit_peak_bytes(n, n // 4, 10, 10) / 2**30
     assert abs(estimate - measured) <= 0.2 * measured, (estimate, measured)
+
+
+def test_peak_rss_is_the_runs_own_not_its_parents():
+    """A run started by a large process must not report the parent's peak
+    (``ru_maxrss`` is kept across ``exec``; the test suite's workers grow to GiBs)."""
+    parent = (
+        "import subprocess, sys\n"
+        "import numpy as np\n"
+        "big = np.ones(2**27)  # 1 GiB, touched\n"
+        "code = 'from nftk_jax.experiment._fit_stages import peak_rss_gib; "
+        "print(peak_rss_gib())'\n"
+        "out = subprocess.run([sys.executable, '-c', code], capture_output=True,"
+        " text=True, check=True)\n"
+        "print(out.stdout.strip(), big[-1])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", parent], env=_env(), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    child_peak = float(proc.stdout.split()[0])
+    assert child_peak < 0.9, child_peak  # the child alone: imports only

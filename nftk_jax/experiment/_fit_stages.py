@@ -24,14 +24,24 @@ def peak_rss_gib() -> float:
     """This process's peak resident memory so far, in GiB (NaN where unknown).
 
     ``metrics['peak_rss_gib']`` records it after every stage, so the stage that
-    sets the peak can be read off a run.
+    sets the peak can be read off a run. On Linux it is the address space's high-water
+    mark (``VmHWM``): ``getrusage``'s ``ru_maxrss`` survives ``exec``, so a run
+    started from a large process (a test runner, a notebook) would report its
+    parent's peak.
     """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20  # kB
+    except OSError:  # not Linux
+        pass
     try:
         import resource
     except ImportError:  # pragma: no cover (Windows)
         return float("nan")
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kib / 2**20  # Linux reports KiB
+    return kib / 2**20  # Linux and BSD report KiB
 
 
 def _bar(total: int, desc: str, enabled: bool, unit: str = "it"):
