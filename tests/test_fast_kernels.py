@@ -248,9 +248,12 @@ def test_exact_diagonal_depth_10(activation, kwargs, dtype, rtol):
         diag = np.diagonal(got, axis1=1, axis2=2)
         assert_close(diag, ref, rtol=rtol, atol=0)
         assert_close(got[:, 3, 8], ref[:, 3], rtol=rtol, atol=0)
-    # rectangular: a row of x2 equal to a row of x1 gets exactly its diagonal entry
+    # rectangular: a row of x2 equal to a row of x1 gets its diagonal entry (to the
+    # diagonal's tolerance: XLA may round rows at different positions of a tile
+    # differently, e.g. a vectorised loop body vs its remainder, as JAX 0.12 does
+    # for gelu in float32)
     rect = np.asarray(layerwise_kernels(spec, x, x[[8, 0]], dtype=dtype, devices=False))
-    assert np.array_equal(rect[:, 3, 0], rect[:, 8, 0])
+    assert_close(rect[:, 3, 0], rect[:, 8, 0], rtol=rtol, atol=0)
     assert_close(rect[:, 3, 0], ref_ntk[:, 3], rtol=rtol, atol=0)
 
 
