@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -31,7 +30,7 @@ from ..core import (
 )
 from ..model import MLP, RNN, as_packed, packed_shape
 from ._fast import diag_layers, fast_heads, resolve_engine, row_keys
-from ._rntk import rntk_block_size, rntk_tile_fn
+from ._rntk import rntk_block_size, rntk_tile_fn, square_tile_edge
 
 __all__ = [
     "layerwise_kernels",
@@ -48,7 +47,6 @@ _GETS = ("nngp", "ntk")
 # Working arrays per kernel entry besides the outputs: nt keeps a handful of
 # (b1, b2) intermediates alive per layer step (cov, nngp, ntk, derivative terms).
 _INTERMEDIATES_PER_ENTRY = 8
-_MIN_BLOCK = 8
 #: Kernel entries (rows x columns x gets) the fast engine takes through all L
 #: layers at once: a cache-sized block (see benchmarks/bench_kernels.py).
 FAST_CHUNK_ENTRIES = 1 << 15
@@ -91,15 +89,9 @@ def choose_block_size(
     """
     itemsize = np.dtype(dtype).itemsize
     per_entry = itemsize * (n_get * depth + _INTERMEDIATES_PER_ENTRY)
-    entries = memory_budget / per_entry
-    if entries < _MIN_BLOCK * _MIN_BLOCK:
-        need = per_entry * _MIN_BLOCK * _MIN_BLOCK
-        raise NFTKInputError(
-            f"memory_budget={memory_budget} bytes is too small for depth={depth}: "
-            f"one {_MIN_BLOCK}x{_MIN_BLOCK} tile needs {need} bytes; raise it."
-        )
-    # Rows are split over devices, so the per-device tile is (b / n_devices, b).
-    return max(_MIN_BLOCK, int(math.sqrt(entries * n_devices)))
+    return square_tile_edge(
+        per_entry, depth=depth, memory_budget=memory_budget, n_devices=n_devices
+    )
 
 
 def _fast_local(spec: MLP, gets: tuple[str, ...], chunk_rows: int | None):

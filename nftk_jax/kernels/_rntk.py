@@ -157,6 +157,19 @@ def rntk_block_size(
     """Largest square tile edge whose recursion state fits ``memory_budget``."""
     itemsize = np.dtype(dtype).itemsize
     per_entry = itemsize * (depth * (_STATE_PER_LAYER + n_get) + _EXTRA_PER_ENTRY)
+    return square_tile_edge(
+        per_entry, depth=depth, memory_budget=memory_budget, n_devices=n_devices
+    )
+
+
+def square_tile_edge(
+    per_entry: float, *, depth: int, memory_budget: int, n_devices: int
+) -> int:
+    """Largest square tile edge at ``per_entry`` bytes per kernel entry.
+
+    Shared by the MLP and RNN tile planners. Rows are split over ``n_devices``, so
+    the per-device tile is ``(b / n_devices, b)``.
+    """
     entries = memory_budget / per_entry
     if entries < _MIN_BLOCK * _MIN_BLOCK:
         need = per_entry * _MIN_BLOCK * _MIN_BLOCK
