@@ -17,23 +17,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_kernels import _timed  # this folder is on sys.path when run as a script
 
 from nftk_jax import MLP, layerwise_kernels
-
-
-def _timed(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run(n: int, m: int, depth: int, repeats: int, dtypes, block_size) -> list[dict]:
