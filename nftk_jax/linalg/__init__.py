@@ -17,6 +17,8 @@ from ._nystrom_krr import (
     solve_normal_equations,
 )
 from ._solvers import (
+    CG_STATUSES,
+    CGState,
     CholeskyPreconditioner,
     NystromPreconditioner,
     SolveResult,
@@ -29,9 +31,12 @@ from ._solvers import (
     solve_cg,
     solve_cg_matrix_free,
     solve_dense,
+    worst_status,
 )
 
 __all__ = [
+    "CG_STATUSES",
+    "CGState",
     "CholeskyPreconditioner",
     "KRRSolution",
     "NormalEquations",
@@ -56,4 +61,5 @@ __all__ = [
     "solve_cg_matrix_free",
     "solve_dense",
     "solve_normal_equations",
+    "worst_status",
 ]

@@ -19,6 +19,7 @@ solver from the memory each one needs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import warnings
@@ -42,6 +43,8 @@ from ..model import MLP
 from ._krr import check_omega, check_ridge, cholesky_with_jitter, krr_fit
 
 __all__ = [
+    "CG_STATUSES",
+    "CGState",
     "DEFAULT_DENSE_MAX_N",
     "CholeskyPreconditioner",
     "NystromPreconditioner",
@@ -53,6 +56,7 @@ __all__ = [
     "solve_cg",
     "solve_cg_matrix_free",
     "solve_dense",
+    "worst_status",
 ]
 
 #: Budget used when physical memory cannot be queried (8 GiB).
@@ -65,16 +69,35 @@ _FALLBACK_BUDGET = 8 << 30
 DEFAULT_DENSE_MAX_N = 2000
 
 
+#: What a solve reports in ``SolveResult.status``, best first: every class reached
+#: ``tol``; the iteration cap ran out first; CG met :math:`p^\top A p \le 0` or
+#: :math:`r^\top M^{-1} r \le 0` (the system or the preconditioner is not positive
+#: definite), so the iterate is not a solution.
+CG_STATUSES = ("converged", "max_steps", "breakdown")
+#: CG replaces its recursively updated residual by the true one, ``b - A x``,
+#: every this many iterations (as lineax does), so that rounding cannot make the
+#: stopping test pass on a residual the iterate does not have.
+TRUE_RESIDUAL_EVERY = 50
+
+
 class SolveResult(NamedTuple):
     r"""Solution of the ``d`` systems :math:`(K_c + \rho I)\alpha_c = y_c`."""
 
     alpha: jax.Array  # (n, d) float: column c approximates (K_c + ridge I)^{-1} y_c
     iterations: int  # CG iterations run (products with every K_c); 0 for Cholesky
-    residual: np.ndarray  # (d,) float64: ||y_c - (K_c + ridge I) alpha_c|| / ||y_c||
+    residual: np.ndarray  # (d,) float64: true ||y_c - A_c alpha_c|| / ||y_c||
     jitter: float  # extra diagonal the Cholesky needed (absolute); 0.0 for CG
+    status: str = "converged"  # worst over classes, one of CG_STATUSES
 
 
-class NystromPreconditioner(NamedTuple):
+def worst_status(*statuses: str) -> str:
+    """The worst of ``statuses`` in the order of :data:`CG_STATUSES`."""
+    return max(statuses, key=CG_STATUSES.index, default="converged")
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True, eq=False)
+class NystromPreconditioner:
     r"""Nyström preconditioner of the mean kernel, shared by all classes.
 
     :math:`\hat K = U\,\mathrm{diag}(\lambda)\,U^\top \approx \bar K` with orthonormal
@@ -92,6 +115,9 @@ class NystromPreconditioner(NamedTuple):
     spectrum is assumed to sit at the smallest retained eigenvalue, as in the
     randomized Nyström PCG of Frangella, Tropp and Udell (2023), which is far better
     when the kernel has a large spectral floor (deep ReLU NTKs do).
+
+    A pytree (every field is a leaf), so it can be passed to and applied inside
+    ``jax.jit``.
     """
 
     basis: jax.Array  # (n, m) float: orthonormal eigenvectors U of K_hat
@@ -100,8 +126,13 @@ class NystromPreconditioner(NamedTuple):
     shift: float  # sigma: eigenvalue assumed on the complement of range(U)
     landmarks: np.ndarray  # (m,) int64: indices of the landmark training points
 
+    @property
+    def size(self) -> int:
+        """Number of training points ``n`` it was built for."""
+        return self.basis.shape[0]
+
     def apply(self, r: Any) -> jax.Array:
-        """:math:`P^{-1} r` for ``r`` of shape ``(n, k)``."""
+        """:math:`P^{-1} r` for ``r`` of shape ``(n, k)``; traceable."""
         dt = self.basis.dtype
         ridge, shift = jnp.asarray(self.ridge, dt), jnp.asarray(self.shift, dt)
         return _apply_nystrom(self.basis, self.eigvals, ridge, shift, r)
@@ -112,7 +143,9 @@ def _apply_nystrom(basis, eigvals, ridge, shift, r):
     return r / shift + basis @ (coef[:, None] * (basis.T @ r))
 
 
-class CholeskyPreconditioner(NamedTuple):
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True, eq=False)
+class CholeskyPreconditioner:
     r"""Exact inverse of the mean-kernel system, shared by all classes.
 
     With :math:`\bar K = \sum_l \bar w_l \Theta_l` (the layer weights averaged over
@@ -128,16 +161,26 @@ class CholeskyPreconditioner(NamedTuple):
     :math:`P^{-1}(K_c + \rho I)` stays well conditioned for every row
     :math:`\omega_c`: on MNIST-5k (n = 3200, L = d = 10, ridge 1e-3 of the mean
     diagonal) CG needs 13-21 iterations to reach 1e-8 from a cold start.
+
+    A pytree whose leaves are the arrays and numbers (``inverted`` is static), so it
+    can be passed to and applied inside ``jax.jit``. A host (NumPy) factor, which
+    the layer-operator path keeps for ``n`` too large for a device copy, is applied
+    with LAPACK outside ``jit``.
     """
 
     factor: jax.Array  # (n, n) float: R^{-1} if inverted else R, lower triangular
-    inverted: bool  # whether factor holds R^{-1}
+    inverted: bool = dataclasses.field(metadata={"static": True})  # factor is R^{-1}
     weights: np.ndarray  # (L,) float64: layer weights of the mean kernel
     ridge: float  # rho of the systems to precondition
     jitter: float  # extra diagonal the factorisation needed (absolute)
 
+    @property
+    def size(self) -> int:
+        """Number of training points ``n`` it was built for."""
+        return self.factor.shape[0]
+
     def apply(self, r: Any) -> jax.Array:
-        """:math:`P^{-1} r` for ``r`` of shape ``(n, k)``."""
+        """:math:`P^{-1} r` for ``r`` of shape ``(n, k)``; traceable."""
         if isinstance(self.factor, np.ndarray):  # host factor (operator path)
             return jnp.asarray(_host_cho_solve(self.factor, np.asarray(r)))
         r = jnp.asarray(r)
@@ -245,35 +288,26 @@ def _validate_preconditioner(pre: Any, n: int) -> None:
             "nystrom_preconditioner or a CholeskyPreconditioner from "
             f"cholesky_preconditioner, got {type(pre).__name__}."
         )
-    size = (
-        pre.basis.shape[0]
-        if isinstance(pre, NystromPreconditioner)
-        else pre.factor.shape[0]
-    )
-    if size != n:
+    if pre.size != n:
         raise NFTKInputError(
-            f"preconditioner was built for n={size} points but the "
+            f"preconditioner was built for n={pre.size} points but the "
             f"system has n={n}; rebuild it on the same training set."
         )
 
 
 def _check_preconditioner(pre: Any, n: int, dtype: np.dtype):
-    """``None`` or the arrays of ``pre`` as a tuple (its length tells the kind)."""
+    """``None`` or ``pre`` with device arrays, ready to cross ``jit``."""
     _validate_preconditioner(pre, n)
-    if pre is None:
-        return None
-    if isinstance(pre, CholeskyPreconditioner):
-        # Keeps its own dtype. The tuple's length tells the jitted CG which apply
-        # to trace: 1 inverse factor, 2 factor (with a dummy), 4 Nystrom.
-        if pre.inverted:
-            return (jnp.asarray(pre.factor),)
-        return (jnp.asarray(pre.factor), jnp.zeros((), jnp.int32))
-    return (
-        jnp.asarray(pre.basis, dtype),
-        jnp.asarray(pre.eigvals, dtype),
-        jnp.asarray(pre.ridge, dtype),
-        jnp.asarray(pre.shift, dtype),
-    )
+    if isinstance(pre, CholeskyPreconditioner):  # keeps its own dtype
+        return dataclasses.replace(pre, factor=jnp.asarray(pre.factor))
+    if isinstance(pre, NystromPreconditioner):
+        return dataclasses.replace(
+            pre,
+            basis=jnp.asarray(pre.basis, dtype),
+            eigvals=jnp.asarray(pre.eigvals, dtype),
+            landmarks=None,  # not needed to apply it
+        )
+    return None
 
 
 # --------------------------------------------------------------------- memory plan
@@ -399,60 +433,68 @@ def solve_dense(theta: Any, Y: Any, omega: Any, *, ridge: float) -> SolveResult:
 # ------------------------------------------------------------------------------ CG
 
 
-class _CGState(NamedTuple):
+class CGState(NamedTuple):
+    """The batched CG iteration between two steps (a pytree of arrays)."""
+
     k: jax.Array  # () int: iterations done
-    x: jax.Array  # (n, d): iterate
-    r: jax.Array  # (n, d): residual b - A x (recursively updated)
-    p: jax.Array  # (n, d): search directions
-    rz: jax.Array  # (d,): r^T M^{-1} r
-    active: jax.Array  # (d,) bool: class not converged yet
-    rel: jax.Array  # (d,): ||r|| / ||b||
+    x: jax.Array  # (n, d) float: iterate
+    r: jax.Array  # (n, d) float: residual b - A x (recursive; true every 50 steps)
+    p: jax.Array  # (n, d) float: search directions
+    rz: jax.Array  # (d,) float: r^T M^{-1} r
+    active: jax.Array  # (d,) bool: class neither converged nor broken down
+    rel: jax.Array  # (d,) float: ||r|| / ||b||
+    broken: jax.Array  # (d,) bool: p^T A p <= 0 or r^T M^{-1} r <= 0 was met
 
 
 def _precondition(pre, r):
-    if pre is None:
-        return r
-    if len(pre) == 1:  # pytree structure is static under jit
-        return _apply_cholesky(pre[0], r)
-    if len(pre) == 2:
-        return _apply_cholesky_solve(pre[0], r)
-    return _apply_nystrom(*pre, r)
+    return r if pre is None else pre.apply(r)
 
 
-def _cg_init(ax0, b, x0, tol, pre):
+def _cg_init(ax0, b, x0, tol, precondition):
     bnorm = jnp.linalg.norm(b, axis=0)
     bnorm = jnp.where(bnorm > 0, bnorm, 1.0)
     r = b - ax0
-    z = _precondition(pre, r)
+    z = precondition(r)
     rel = _relative(r, bnorm)
-    state = _CGState(jnp.asarray(0), x0, r, z, jnp.sum(r * z, axis=0), rel > tol, rel)
+    rz = jnp.sum(r * z, axis=0)
+    active = rel > tol
+    broken = active & ~(rz > 0)
+    state = CGState(jnp.asarray(0), x0, r, z, rz, active & ~broken, rel, broken)
     return state, bnorm
 
 
-def _cg_advance(state: _CGState, ap, bnorm):
+def _cg_advance(state: CGState, ap, bnorm):
     """First half of a CG step given ``ap = A p``: new iterate and residual."""
-    _, x, r, p, rz, active, _ = state
-    pap = jnp.sum(p * ap, axis=0)
-    step = active & (pap > 0)  # pap <= 0 only on breakdown: stop that class
-    a = jnp.where(step, rz / jnp.where(step, pap, 1.0), 0.0)
-    x = x + a * p
-    r = r - a * ap
-    return x, r, _relative(r, bnorm), step
+    pap = jnp.sum(state.p * ap, axis=0)
+    step = state.active & (pap > 0)  # pap <= 0 (or NaN): breakdown, stop that class
+    broken = state.broken | (state.active & ~step)
+    a = jnp.where(step, state.rz / jnp.where(step, pap, 1.0), 0.0)
+    x = state.x + a * state.p
+    r = state.r - a * ap
+    return x, r, _relative(r, bnorm), step, broken
 
 
-def _cg_direction(state: _CGState, x, r, rel, step, z, tol) -> _CGState:
+def _cg_direction(state: CGState, x, r, rel, step, broken, z, tol) -> CGState:
     """Second half given ``z = M^{-1} r``: the next search direction."""
-    k, _, _, p, rz, _, _ = state
     rz_new = jnp.sum(r * z, axis=0)
-    beta = jnp.where(step, rz_new / jnp.where(rz != 0, rz, 1.0), 0.0)
-    p = z + beta * p
-    return _CGState(k + 1, x, r, p, rz_new, step & (rel > tol), rel)
+    go = step & (rel > tol)
+    broken = broken | (go & ~(rz_new > 0))  # M^{-1} is not positive definite
+    beta = jnp.where(step, rz_new / jnp.where(state.rz != 0, state.rz, 1.0), 0.0)
+    p = z + beta * state.p
+    return CGState(state.k + 1, x, r, p, rz_new, go & ~broken, rel, broken)
 
 
-def _cg_update(state: _CGState, ap, bnorm, tol, pre) -> _CGState:
-    """One batched CG step given ``ap = A p``; converged classes are frozen."""
-    x, r, rel, step = _cg_advance(state, ap, bnorm)
-    return _cg_direction(state, x, r, rel, step, _precondition(pre, r), tol)
+def _true_residual_due(k) -> Any:
+    """Whether iteration ``k + 1`` replaces the recursive residual by the true one."""
+    return (k + 1) % TRUE_RESIDUAL_EVERY == 0
+
+
+def _cg_update(state: CGState, matvec, b, bnorm, tol, pre) -> CGState:
+    """One batched CG step; converged and broken-down classes are frozen."""
+    x, r, rel, step, broken = _cg_advance(state, matvec(state.p), bnorm)
+    r = jax.lax.cond(_true_residual_due(state.k), lambda: b - matvec(x), lambda: r)
+    rel = _relative(r, bnorm)
+    return _cg_direction(state, x, r, rel, step, broken, _precondition(pre, r), tol)
 
 
 _cg_advance_jit = jax.jit(_cg_advance)
@@ -465,26 +507,48 @@ def _cg_cached(op, ridge, b, x0, tol, maxiter, pre, *, formed: bool):
         matvec = functools.partial(_kernel_matvec, op, ridge)
     else:
         matvec = functools.partial(_theta_matvec, op[0], op[1], ridge)
-    state, bnorm = _cg_init(matvec(x0), b, x0, tol, pre)
+    precondition = functools.partial(_precondition, pre)
+    state, bnorm = _cg_init(matvec(x0), b, x0, tol, precondition)
 
     def cond(s):
         return (s.k < maxiter) & jnp.any(s.active)
 
     def body(s):
-        return _cg_update(s, matvec(s.p), bnorm, tol, pre)
+        return _cg_update(s, matvec, b, bnorm, tol, pre)
 
     return jax.lax.while_loop(cond, body, state)
 
 
-def _warn_unconverged(rel: np.ndarray, tol: float, iterations: int, default: bool):
-    if default and np.any(rel > tol):
+def _cg_status(state: CGState) -> str:
+    """:data:`CG_STATUSES` entry of a finished iteration (worst over classes)."""
+    if bool(np.any(np.asarray(state.broken))):
+        return "breakdown"
+    return "max_steps" if bool(np.any(np.asarray(state.active))) else "converged"
+
+
+def _warn_unconverged(state: CGState, tol: float, default: bool) -> str:
+    """The status of ``state``; warns on a breakdown, and on a cap that was not
+    chosen (``default``)."""
+    status = _cg_status(state)
+    rel, k = np.asarray(state.rel), int(state.k)
+    if status == "breakdown":
         warnings.warn(
-            f"CG stopped after {iterations} iterations with relative residual "
+            f"CG broke down after {k} iterations (p^T A p <= 0: the system or the "
+            "preconditioner is not positive definite); the result is not a "
+            "solution. Check the kernels (NaN, negative eigenvalues) or increase "
+            "the ridge.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    elif default and status == "max_steps":
+        warnings.warn(
+            f"CG stopped after {k} iterations with relative residual "
             f"{rel.max():.3g} > tol={tol:g}; pass a preconditioner, a larger maxiter "
             "or a larger ridge.",
             RuntimeWarning,
             stacklevel=3,
         )
+    return status
 
 
 def solve_cg(
@@ -535,7 +599,12 @@ def solve_cg(
 
     Returns:
         A :class:`SolveResult`; ``residual`` is the true relative residual of the
-        returned ``alpha`` (recomputed, not the recursively updated one).
+        returned ``alpha`` (recomputed, not the recursively updated one) and
+        ``status`` one of :data:`CG_STATUSES`: ``'converged'``, ``'max_steps'``
+        (the cap ran out first) or ``'breakdown'`` (:math:`p^\top A p \le 0`:
+        the system or the preconditioner is not positive definite; a warning is
+        raised). The recursive residual the stopping test reads is replaced by
+        the true one every 50 iterations.
     """
     if _is_operator(theta):
         return _solve_cg_operator(
@@ -567,9 +636,8 @@ def solve_cg(
     )
     del op
     rel = _residual(th, om, rho, state.x, yy)
-    k = int(state.k)
-    _warn_unconverged(np.asarray(state.rel), tol, k, maxiter is None)
-    return SolveResult(state.x, k, rel, 0.0)
+    status = _warn_unconverged(state, tol, maxiter is None)
+    return SolveResult(state.x, int(state.k), rel, 0.0, status)
 
 
 def solve_cg_matrix_free(
@@ -617,9 +685,9 @@ def solve_cg_matrix_free(
         progress: show a progress bar over CG iterations.
 
     Returns:
-        A :class:`SolveResult`; ``residual`` is the recursively updated relative
-        residual (equal to the true one in exact arithmetic; recomputing it would
-        cost another full pass over the kernels).
+        A :class:`SolveResult` with its ``status``; ``residual`` is the true
+        relative residual of ``alpha`` (one more pass over the kernels unless the
+        last iteration already recomputed it).
     """
     if not isinstance(spec, MLP):
         raise NFTKTypeError(f"spec must be an nftk_jax.MLP, got {type(spec).__name__}.")
@@ -669,30 +737,36 @@ def _solve_cg_operator(
         return _operator_matvec(jnp.asarray(op.matmul(v), dt), om, rho_a, v)
 
     ax0 = jnp.zeros_like(b) if x0 is None else matvec(xs)
-    bnorm = jnp.linalg.norm(b, axis=0)
-    bnorm = jnp.where(bnorm > 0, bnorm, 1.0)
-    r = b - ax0
-    z = jnp.asarray(apply(r), dt)
-    rel = _relative(r, bnorm)
-    state = _CGState(jnp.asarray(0), xs, r, z, jnp.sum(r * z, axis=0), rel > tol_a, rel)
+
+    def precondition(r):
+        return jnp.asarray(apply(r), dt)
+
+    state, bnorm = _cg_init(ax0, b, xs, tol_a, precondition)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=iters, desc="CG", unit="it")
     while int(state.k) < iters and bool(jnp.any(state.active)):
-        x, r, rel, step = _cg_advance_jit(state, matvec(state.p), bnorm)
-        z = jnp.asarray(apply(r), dt)
-        state = _cg_direction_jit(state, x, r, rel, step, z, tol_a)
+        x, r, rel, step, broken = _cg_advance_jit(state, matvec(state.p), bnorm)
+        if _true_residual_due(int(state.k)):
+            r = b - matvec(x)
+            rel = _relative(r, bnorm)
+        state = _cg_direction_jit(
+            state, x, r, rel, step, broken, precondition(r), tol_a
+        )
         if bar is not None:
             bar.update()
             bar.set_postfix(residual=f"{float(jnp.max(state.rel)):.2e}")
     if bar is not None:
         bar.close()
-    rel = np.asarray(state.rel, dtype=np.float64)
+    status = _warn_unconverged(state, tol, maxiter is None)
     k = int(state.k)
-    _warn_unconverged(rel, tol, k, maxiter is None)
-    return SolveResult(state.x, k, rel, 0.0)
+    if k % TRUE_RESIDUAL_EVERY:  # r is the recursive residual: one more pass
+        rel = _relative(b - matvec(state.x), bnorm)
+    else:  # r was computed as b - A x (at the start or by the last replacement)
+        rel = state.rel
+    return SolveResult(state.x, k, np.asarray(rel, dtype=np.float64), 0.0, status)
 
 
 # ------------------------------------------------------------------ preconditioner

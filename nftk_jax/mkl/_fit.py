@@ -50,6 +50,7 @@ from ..linalg import (
     combine_kernels,
     encode_targets,
     krr_predict,
+    worst_status,
 )
 from ..model import check_spec_inputs
 from ._constraints import check_constraint, make_projection
@@ -127,6 +128,8 @@ class NFTKResult(NamedTuple):
     x_train: np.ndarray | None = None  # (n, features) training inputs, else None
     kernel_dtype: Any = None  # dtype the kernels were computed in (fit_mkl)
     n_evaluations: int = 0  # Omegas at which the d systems were solved (this run)
+    solver_status: str = "converged"  # worst status of the linear solves (CG:
+    # 'max_steps' or 'breakdown' make `converged` False); 'converged' for dense
 
     def __repr__(self) -> str:
         from ._summary import result_repr
@@ -266,6 +269,37 @@ def _resolve_solver(
 Prepare = Callable[[jax.Array], Callable[[jax.Array, jax.Array | None], jax.Array]]
 
 
+def _build_preconditioner(
+    name: str, theta, reference, *, ridge, rank, operator, memory_budget
+):
+    """The CG preconditioner ``name`` of the mean kernel of ``reference``.
+
+    Built once per fit from the starting Omega: the mean kernel of any Omega is
+    close to it (the layer kernels are strongly correlated), and a fixed choice
+    keeps resumed fits bit-identical. CG is slow without one when the ridge is
+    small relative to the kernel.
+    """
+    mod = _solvers_module()
+    n = theta.shape[-1]
+    if name == "cholesky":
+        # Factor and inverse in float64 cost 24 n^2 bytes at once; past half the
+        # memory budget the operator path keeps them in float32.
+        pdt = None
+        if operator and 24 * n * n > mod.memory_budget_or_default(memory_budget) // 2:
+            pdt = np.float32
+        return mod.cholesky_preconditioner(theta, reference, ridge=ridge, dtype=pdt)
+    if name == "nystrom":
+        if operator:
+            raise NFTKInputError(
+                "preconditioner='nystrom' needs the cached kernels; with a layer "
+                "operator use preconditioner='cholesky' or 'none'."
+            )
+        return mod.nystrom_preconditioner(
+            theta, reference, ridge=ridge, rank=min(int(rank), n)
+        )
+    return None
+
+
 def _make_solver(
     kind: str,
     theta: jax.Array,
@@ -277,8 +311,13 @@ def _make_solver(
     preconditioner: str = "cholesky",
     reference: Any = None,
     memory_budget: int | None = None,
+    statuses: list[str] | None = None,
 ) -> Prepare:
-    """The single place where the learner's linear solves are chosen."""
+    """The single place where the learner's linear solves are chosen.
+
+    Every CG solve appends its status (``'converged'``, ``'max_steps'``,
+    ``'breakdown'``) to ``statuses`` when given.
+    """
     if kind == "dense":
 
         def prepare_dense(omega):
@@ -289,32 +328,15 @@ def _make_solver(
 
     mod = _solvers_module()
     solve_cg = mod.solve_cg
-    n, L = theta.shape[-1], theta.shape[0]
+    L = theta.shape[0]
     operator = kind == "matrix_free"
     # Operators may store float32 kernels; their products (and CG) are float64.
     out_dtype = jnp.float64 if operator else theta.dtype
-    pre = None
     ref = np.full((1, L), 1.0 / L) if reference is None else np.asarray(reference)
-    # Built once per fit from the starting Omega: the mean kernel of any Omega is
-    # close to it (the layer kernels are strongly correlated), and a fixed choice
-    # keeps resumed fits bit-identical. CG is slow without one when the ridge is
-    # small relative to the kernel.
-    if preconditioner == "cholesky":
-        # Factor and inverse in float64 cost 24 n^2 bytes at once; past half the
-        # memory budget the operator path keeps them in float32.
-        pdt = None
-        if operator and 24 * n * n > mod.memory_budget_or_default(memory_budget) // 2:
-            pdt = np.float32
-        pre = mod.cholesky_preconditioner(theta, ref, ridge=ridge, dtype=pdt)
-    elif preconditioner == "nystrom":
-        if operator:
-            raise NFTKInputError(
-                "preconditioner='nystrom' needs the cached kernels; with a layer "
-                "operator use preconditioner='cholesky' or 'none'."
-            )
-        pre = mod.nystrom_preconditioner(
-            theta, ref, ridge=ridge, rank=min(int(precondition_rank), n)
-        )
+    pre = _build_preconditioner(
+        preconditioner, theta, ref, ridge=ridge, rank=precondition_rank,
+        operator=operator, memory_budget=memory_budget,
+    )  # fmt: skip
 
     def prepare_cg(omega):
         # Products with the L layer kernels read L n^2 floats per iteration; with
@@ -341,6 +363,8 @@ def _make_solver(
                 preconditioner=pre,
                 form_kernels=form,
             )
+            if statuses is not None:
+                statuses.append(res.status)
             return jnp.asarray(res.alpha, dtype=out_dtype)
 
         return solve
@@ -732,6 +756,7 @@ def _fit(
     Yj = jnp.asarray(Y)
     Yvj = None if Yv is None else jnp.asarray(Yv)
     proj = make_projection(constraint, radius=radius, lower=lower)
+    statuses: list[str] = []  # of every CG solve; the result reports the worst
     prepare = _make_solver(
         kind,
         th,
@@ -742,6 +767,7 @@ def _fit(
         preconditioner=preconditioner,
         reference=om0,
         memory_budget=memory_budget,
+        statuses=statuses,
     )
     counters = {"solves": 0, "evaluations": 0}
 
@@ -793,10 +819,12 @@ def _fit(
             compute_cond,
             kind,
             counters["evaluations"],
+            worst_status(*statuses),
         )
 
     if saved is not None:
-        state, hist, t_offset = _restore(saved, optimizer, d, L)
+        state, hist, t_offset, status = _restore(saved, optimizer, d, L)
+        statuses.append(status)
         if state.converged or state.stop_reason == "line_search" or state.step >= steps:
             return finish(state)
         state = state._replace(stop_reason="")
@@ -818,7 +846,9 @@ def _fit(
     def save(state: _Loop):
         if checkpoint is None:
             return
-        save_checkpoint(checkpoint, _pack(state, hist), config=config, digest=digest)
+        packed = _pack(state, hist)
+        packed["solver_status"] = np.asarray(worst_status(*statuses))
+        save_checkpoint(checkpoint, packed, config=config, digest=digest)
 
     bar = None
     if progress:
@@ -948,7 +978,7 @@ def _pack(state: _Loop, hist: dict[str, list]) -> dict[str, np.ndarray]:
     return out
 
 
-def _restore(saved, optimizer, d, L) -> tuple[_Loop, dict[str, list], float]:
+def _restore(saved, optimizer, d, L) -> tuple[_Loop, dict[str, list], float, str]:
     from ..core import CheckpointError
 
     try:
@@ -981,13 +1011,14 @@ def _restore(saved, optimizer, d, L) -> tuple[_Loop, dict[str, list], float]:
         for k in MKLHistory._fields:
             arr = saved["history_" + k]
             hist[k] = list(arr)
+        status = str(saved["solver_status"])
     except KeyError as e:
         raise CheckpointError(
             f"checkpoint is incomplete or from another configuration ({e}); delete it "
             "or pass a new checkpoint path."
         ) from e
     t_offset = float(hist["time"][-1]) if hist["time"] else 0.0
-    return state, hist, t_offset
+    return state, hist, t_offset, status
 
 
 def _result(
@@ -1001,8 +1032,20 @@ def _result(
     compute_cond,
     kind,
     n_evaluations=0,
+    solver_status="converged",
 ) -> NFTKResult:
     d, L = state.omega.shape
+    converged = bool(state.converged)
+    if solver_status != "converged":
+        warnings.warn(
+            f"some linear solves of the Omega learner ended with status "
+            f"{solver_status!r}, so the fit is not reported as converged; pass a "
+            "larger cg_maxiter, preconditioner='cholesky', a larger ridge or "
+            "solver='dense'.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        converged = False
     history = MKLHistory(
         *(
             np.asarray(hist[k], dtype=np.float64).reshape(
@@ -1023,7 +1066,7 @@ def _result(
         alpha=np.asarray(state.alpha, dtype=np.float64),
         ridge=rho,
         history=history,
-        converged=bool(state.converged),
+        converged=converged,
         n_steps=int(state.step),
         objective=objective,
         constraint=constraint,
@@ -1031,6 +1074,7 @@ def _result(
         cond=cond,
         stop_reason=state.stop_reason,
         solver=kind,
+        solver_status=solver_status,
     )
 
 
@@ -1293,6 +1337,7 @@ def refit_alpha(res: NFTKResult, theta, y_arr, options, memory_budget) -> NFTKRe
     Y_all, _ = encode_targets(
         y_arr, len(y_arr), n_classes=options.get("n_classes"), name="y"
     )
+    statuses = [res.solver_status]
     prepare = _make_solver(
         res.solver,
         theta,
@@ -1303,9 +1348,15 @@ def refit_alpha(res: NFTKResult, theta, y_arr, options, memory_budget) -> NFTKRe
         preconditioner=options.get("preconditioner", "cholesky"),
         reference=res.omega,
         memory_budget=memory_budget,
+        statuses=statuses,
     )
     alpha = prepare(jnp.asarray(res.omega))(jnp.asarray(Y_all), None)
-    return res._replace(alpha=np.asarray(alpha, dtype=np.float64))
+    status = worst_status(*statuses)
+    return res._replace(
+        alpha=np.asarray(alpha, dtype=np.float64),
+        solver_status=status,
+        converged=res.converged and status == "converged",
+    )
 
 
 def _fit_mkl_operators(
