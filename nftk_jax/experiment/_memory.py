@@ -4,29 +4,41 @@ The run holds the layer kernels :math:`\Theta_l(X, X)` (``L n^2`` floats) and
 :math:`\Theta_l(X_*, X)` (``L n m``) throughout; each stage adds its own arrays on
 top, and the peak resident memory is the process's fixed part (Python, JAX, XLA,
 neural-tangents, matplotlib: :data:`BASE_BYTES`) plus the largest stage, in floats
-of the kernel dtype:
+of the kernel dtype. A JAX copy of a host array (``jnp.asarray`` of a numpy buffer
+that is not 64-byte aligned) raises the resident memory by twice the array: the
+allocator keeps the transfer's staging copy (measured with JAX 0.10 on CPU), so
+those copies count twice below.
 
-* kernels: the train kernels and one tile's working set,
-  ``L n^2 + min(8 n^2, T) + L n m + min(8 n m, T)``;
-* baselines: the kernels, their JAX copy in the solve, one shared kernel, its
-  shifted copy and its Cholesky factor, the test kernels and their JAX copy,
-  ``2 L n^2 + 3 n^2 + 2 L n m``;
-* Omega: the kernels, the fit and validation slices and their JAX copy, per class
-  a kernel, its shifted copy and its factor (dense solver),
-  ``(1 + 2 f) L n^2 + L n m + 3 d (f n)^2``;
-* evaluation: as the baselines, but one kernel per class,
-  ``2 L n^2 + 3 d n^2 + 2 L n m``;
+* kernels: the tile buffer of the training kernels, its JAX copy and the
+  symmetrised copy ``layerwise_kernels`` returns (the trace normalisation then
+  copies it back to the host), ``3 L n^2``; the test kernels the same way beside
+  the training kernels, ``L n^2 + 3 L n m``; one tile's working set,
+  ``L n^2 + min(8 n^2, T)``;
+* baselines: the kernels, their JAX copy in the solve, the test kernels, one
+  shared kernel, its shifted copy and its factor, ``3 L n^2 + L n m + 3 n^2``;
+* Omega: the kernels, the fit and validation slices (``f L n^2``) and their JAX
+  copy (twice), and the solver's arrays: dense, per class a kernel, its shifted
+  copy and its factor, ``3 d (f n)^2``; CG, the copy of the layers the current
+  Omega uses (at most ``f^2 L n^2``) and the shared preconditioner's mean
+  kernel, factor and inverse, ``3 (f n)^2``;
+* evaluation: the refit on all ``n`` inputs with the learner's solver
+  (``result.solver``) and the test predictions: dense, the kernels, their JAX
+  copy, ``d`` kernels, shifted copies and factors and the test kernels' copy,
+  ``3 L n^2 + 3 d n^2 + 2 L n m``; CG, the kernels, their JAX copy (twice), the
+  used layers' copy and the preconditioner, ``4 L n^2 + 3 n^2 + L n m``;
 
 with ``f`` the share of the training set Omega is learned on (0.8), ``d`` classes,
-``T`` the tile budget of :func:`~nftk_jax.layerwise_kernels` in floats. With the
-CG solver (fit split above 2000) the Omega stage holds ``3 (f n)^2`` for the
-preconditioner instead of ``3 d (f n)^2``. For ``L = d`` the evaluation stage
-dominates: about ``(5 L n^2 + 2 L n m)`` floats.
+``T`` the tile budget of :func:`~nftk_jax.layerwise_kernels` in floats. The
+learner factorises densely when its planner says so
+(:func:`~nftk_jax.linalg.plan_solver`: a fit split of at most 2000 examples whose
+factors fit in memory), and uses CG otherwise. For ``L = d`` the evaluation stage
+dominates: with CG (the default job, ``n = 4000``) about ``(4 L n^2 + L n m)``
+floats.
 
 :func:`fit_peak_bytes` is what ``nftk fit`` checks against the machine's memory
 before any work; ``benchmarks/RESULTS.md`` ("Memory of nftk fit") compares it with
 peaks measured by ``/usr/bin/time -v`` and tests/test_memory.py re-measures two
-sizes.
+sizes, one on each solver path.
 """
 
 from __future__ import annotations
@@ -44,8 +56,21 @@ __all__ = ["BASE_BYTES", "fit_peak_bytes", "fit_stage_floats"]
 BASE_BYTES = int(0.50 * 2**30)
 #: Working-set bytes of one kernel tile (``layerwise_kernels``' default budget).
 _TILE_BYTES = 1 << 30
-#: The learner factorises densely up to this many fit examples (solver='auto').
-_DENSE_MAX_N = 2000
+
+
+def _solver(n_fit: int, depth: int, n_classes: int) -> str:
+    """``'dense'`` or ``'cg'``: what the learner's planner picks for the fit split.
+
+    The learner plans in float64 whatever the kernel dtype; float32 against half
+    the budget is the same rule without needing 64-bit JAX enabled here.
+    """
+    from ..linalg import default_memory_budget, plan_solver
+
+    plan = plan_solver(
+        max(int(n_fit), 1), depth, n_classes, dtype=np.float32,
+        memory_budget=default_memory_budget() // 2,
+    )  # fmt: skip
+    return "dense" if plan == "dense" else "cg"
 
 
 def fit_stage_floats(
@@ -60,20 +85,32 @@ def fit_stage_floats(
     """Floats alive at the peak of each stage of ``nftk fit`` (see the module doc).
 
     Example:
-        >>> s = fit_stage_floats(1000, 500, 10, 10)
+        >>> s = fit_stage_floats(1000, 500, 10, 10)   # dense solves
         >>> max(s, key=s.get), s["evaluation"] / 1000**2
-        ('evaluation', 60.0)
+        ('evaluation', 70.0)
+        >>> s = fit_stage_floats(4000, 1000, 10, 10)  # CG (fit split of 3200)
+        >>> max(s, key=s.get), s["evaluation"] / 4000**2
+        ('evaluation', 45.5)
     """
     n, m, L, d = float(n), float(n_test), float(depth), float(n_classes)
     f = 1.0 - float(validation_fraction)
     tile = _TILE_BYTES / itemsize
     nf = f * n
-    solver = 3 * (d if nf <= _DENSE_MAX_N else 1.0) * nf * nf
+    kernels = max(
+        3 * L * n * n, L * n * n + 3 * L * n * m, L * n * n + min(8 * n * n, tile)
+    )
+    held = L * n * n + L * n * m  # the kernels every later stage holds
+    if _solver(round(nf), int(L), int(d)) == "dense":
+        omega = held + 3 * f * L * n * n + 3 * d * nf * nf
+        evaluation = 3 * L * n * n + 3 * d * n * n + 2 * L * n * m
+    else:
+        omega = held + (3 * f + f * f) * L * n * n + 3 * nf * nf
+        evaluation = 4 * L * n * n + 3 * n * n + L * n * m
     return {
-        "kernels": L * n * n + min(8 * n * n, tile) + L * n * m + min(8 * n * m, tile),
-        "baselines": 2 * L * n * n + 3 * n * n + 2 * L * n * m,
-        "omega": (1 + 2 * f) * L * n * n + L * n * m + solver,
-        "evaluation": 2 * L * n * n + 3 * d * n * n + 2 * L * n * m,
+        "kernels": kernels,
+        "baselines": held + 2 * L * n * n + 3 * n * n,
+        "omega": omega,
+        "evaluation": evaluation,
     }
 
 
@@ -89,8 +126,8 @@ def fit_peak_bytes(
     """Estimated peak resident memory of ``nftk fit``, in bytes.
 
     Example:
-        >>> round(fit_peak_bytes(4000, 1000, 10, 10) / 2**30, 1)   # default job
-        7.1
+        >>> round(fit_peak_bytes(4000, 1000, 10, 10) / 2**30, 2)   # default job
+        5.92
     """
     item = np.dtype(dtype).itemsize
     stages = fit_stage_floats(
