@@ -12,6 +12,13 @@ For every set, in one run:
   a common length (the median training length) and flattened, same protocol;
 * **1-NN DTW**: aeon's ``KNeighborsTimeSeriesClassifier(distance='dtw')``.
 
+With ``--tune`` the kernel hyperparameters of both kernel models are chosen per set
+on the training series alone, by closed-form leave-one-out of the uniform layer mix
+(``nftk_jax.mkl.select_spec``): for the RNN the activation (relu, erf) x
+``sigma_w`` (1, sqrt 2) x ``sigma_u`` (0.5, 1, 2), for the MLP the activation x
+``W_std`` (1, sqrt 2) x ``b_std`` (0.1, 1). Without it both use the fixed defaults
+below (ReLU, ``sigma_w = W_std = sqrt 2``).
+
 One ridge per model, ``ridge * mean diagonal`` with ``ridge`` picked from a grid by
 closed-form leave-one-out on the uniform mix (``select_ridge``). Series are
 z-normalised per series and channel (``load_ucr``).
@@ -20,6 +27,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_rntk.py                  # all seven sets
     .venv/bin/python benchmarks/bench_rntk.py --sets GunPoint   # one set
+    .venv/bin/python benchmarks/bench_rntk.py --tune            # per-set LOO choice
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from nftk_jax import (  # noqa: E402
 )
 from nftk_jax.data import UCR_DATASETS, load_ucr, resample_sequences  # noqa: E402
 from nftk_jax.linalg._krr import encode_targets, krr_fit, krr_predict  # noqa: E402
+from nftk_jax.mkl import select_spec  # noqa: E402
 
 
 def _split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,25 +135,52 @@ def _dtw(ds) -> tuple[float, float]:
     return float(np.mean(pred == ds.y_test)), time.perf_counter() - t0
 
 
+def _candidates(depth: int) -> tuple[list, list]:
+    """The ``--tune`` grids: RNN specs and MLP specs."""
+    acts = ("relu", "erf")
+    rnns = [
+        RNN(depth=depth, activation=a, sigma_w=w, sigma_u=u, sigma_b=0.1, sigma_h=0.0)
+        for a in acts
+        for w in (1.0, float(np.sqrt(2.0)))
+        for u in (0.5, 1.0, 2.0)
+    ]
+    mlps = [
+        MLP(depth=depth, activation=a, W_std=w, b_std=b)
+        for a in acts
+        for w in (1.0, float(np.sqrt(2.0)))
+        for b in (0.1, 1.0)
+    ]
+    return rnns, mlps
+
+
+def _describe(spec) -> str:
+    if isinstance(spec, RNN):
+        return f"{spec.activation} w={spec.sigma_w:.2f} u={spec.sigma_u:.1f}"
+    return f"{spec.activation} W={spec.W_std:.2f} b={spec.b_std:.1f}"
+
+
 def run(name: str, args) -> dict:
     ds = _subsample(load_ucr(name), args.max_test, args.seed)
     d = len(ds.classes)
     y, y_test = ds.y_train, ds.y_test
+    length = int(np.median([len(s) for s in ds.x_train]))
+    x_seq = pack_sequences(ds.x_train)
+    x_flat = resample_sequences(ds.x_train, length)
     rnn = RNN(
         depth=args.depth, activation=args.activation, sigma_w=args.sigma_w,
         sigma_u=1.0, sigma_b=0.1, sigma_h=0.0,
     )  # fmt: skip
-    th, tc, k_time = _kernels(
-        rnn, pack_sequences(ds.x_train), pack_sequences(ds.x_test)
-    )
-    r = _evaluate(th, tc, y, y_test, d, args.seed)
-    length = int(np.median([len(s) for s in ds.x_train]))
     mlp = MLP(depth=args.depth)
-    mth, mtc, m_time = _kernels(
-        mlp,
-        resample_sequences(ds.x_train, length),
-        resample_sequences(ds.x_test, length),
-    )
+    tune_time = 0.0
+    if args.tune:
+        t0 = time.perf_counter()
+        rnns, mlps = _candidates(args.depth)
+        rnn = select_spec(rnns, x_seq, y, n_classes=d).spec
+        mlp = select_spec(mlps, x_flat, y, n_classes=d).spec
+        tune_time = time.perf_counter() - t0
+    th, tc, k_time = _kernels(rnn, x_seq, pack_sequences(ds.x_test))
+    r = _evaluate(th, tc, y, y_test, d, args.seed)
+    mth, mtc, m_time = _kernels(mlp, x_flat, resample_sequences(ds.x_test, length))
     m = _evaluate(mth, mtc, y, y_test, d, args.seed)
     dtw, dtw_time = _dtw(ds) if not args.no_dtw else (float("nan"), 0.0)
     lengths = [len(s) for s in ds.x_train + ds.x_test]
@@ -160,6 +196,9 @@ def run(name: str, args) -> dict:
         "rntk_s": k_time,
         "mlp_s": m_time,
         "dtw_s": dtw_time,
+        "tune_s": tune_time,
+        "rnn_spec": _describe(rnn),
+        "mlp_spec": _describe(mlp),
     }
 
 
@@ -174,6 +213,9 @@ def main() -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-dtw", action="store_true")
+    p.add_argument(
+        "--tune", action="store_true", help="choose kernel hyperparameters by LOO"
+    )
     args = p.parse_args()
     print(f"# {platform.processor() or platform.machine()}, jax {jax.__version__}")
     print(f"# RNN(depth={args.depth}, {args.activation}, sigma_w={args.sigma_w:.3f})")
@@ -181,8 +223,10 @@ def main() -> None:
         "| set | n train/test | T | RNTK Omega | RNTK 1 layer (l) | MLP NTK Omega "
         "| 1-NN DTW | RNTK kernels s | MLP kernels s | DTW s |"
     )
+    if args.tune:
+        head += " RNN chosen | MLP chosen | choice s |"
     print(head)
-    print("|" + "---|" * 10)
+    print("|" + "---|" * (13 if args.tune else 10))
     rows = []
     for name in args.sets:
         r = run(name, args)
@@ -191,7 +235,12 @@ def main() -> None:
             f"| {r['set']} | {r['n'][0]}/{r['n'][1]} | {r['T'][0]}-{r['T'][1]} "
             f"| {r['rntk']:.3f} | {r['rntk_single']:.3f} ({r['layer']}) "
             f"| {r['mlp']:.3f} | {r['dtw']:.3f} | {r['rntk_s']:.1f} "
-            f"| {r['mlp_s']:.1f} | {r['dtw_s']:.1f} |",
+            f"| {r['mlp_s']:.1f} | {r['dtw_s']:.1f} |"
+            + (
+                f" {r['rnn_spec']} | {r['mlp_spec']} | {r['tune_s']:.1f} |"
+                if args.tune
+                else ""
+            ),
             flush=True,
         )
     wins = sum(r["rntk"] > r["dtw"] for r in rows)

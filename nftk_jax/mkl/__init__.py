@@ -13,6 +13,7 @@ from ._fit import (
 )
 from ._objectives import OBJECTIVES
 from ._ridge import RidgeSelection, default_ridge_grid, grid_edge, select_ridge
+from ._select_spec import SpecSelection, select_spec
 from ._stability import (
     OmegaStability,
     fit_split,
@@ -32,6 +33,7 @@ __all__ = [
     "OmegaStability",
     "RidgeSelection",
     "SOLVERS",
+    "SpecSelection",
     "default_ridge_grid",
     "fit_mkl",
     "fit_mkl_kernels",
@@ -44,6 +46,7 @@ __all__ = [
     "refit_alpha",
     "resample_splits",
     "select_ridge",
+    "select_spec",
     "summarise_omegas",
     "validation_split",
 ]
