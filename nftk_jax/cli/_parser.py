@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..mkl import CONSTRAINT_REGISTRY, OBJECTIVES, SOLVER_REGISTRY
 from ._scalable import add_scalable_args
 
 __all__ = [
@@ -94,6 +95,12 @@ ACTIVATION_NAMES = (
     "abrelu", "abs", "cos", "erf", "exp", "gaussian", "gelu", "leaky_relu",
     "monomial", "rbf", "rectified_monomial", "relu", "sigmoid_like", "sign", "sin",
 )  # fmt: skip
+
+
+def cached_kernel_solvers() -> tuple[str, ...]:
+    """The names of :data:`~nftk_jax.mkl.SOLVER_REGISTRY` that work on kernels
+    held in memory, which is what ``nftk fit`` computes."""
+    return tuple(k for k, cls in SOLVER_REGISTRY.items() if cls.cached_kernels)
 
 
 def _activations() -> str:
@@ -279,14 +286,14 @@ def _add_omega_args(fit: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--objective",
         default="val_mse",
-        choices=("val_mse", "train_mse", "krr_dual"),
+        choices=OBJECTIVES,
         help="val_mse: held-out loss (well posed); train_mse / krr_dual "
         "need a bounded constraint (default: %(default)s)",
     )
     g.add_argument(
         "--constraint",
         default="simplex",
-        choices=("simplex", "nonneg", "l1_ball", "box"),
+        choices=tuple(CONSTRAINT_REGISTRY),
         help="feasible set for each class's Omega row; simplex gives "
         "exact zeros (default: %(default)s)",
     )
@@ -308,9 +315,9 @@ def _add_omega_args(fit: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--solver",
         default="auto",
-        # The solvers of nftk_jax.mkl.SOLVERS that work on kernels held in memory
-        # ('matrix_free' needs a layer operator); tests/test_cli_errors.py runs each.
-        choices=("auto", "dense", "cg"),
+        # The solvers that work on kernels held in memory ('matrix_free' needs a
+        # layer operator); tests/test_cli_errors.py runs each.
+        choices=cached_kernel_solvers(),
         help="linear solver of the Omega steps: dense Cholesky, conjugate "
         "gradients, or auto: dense up to n = 2000, CG above (default: %(default)s)",
     )

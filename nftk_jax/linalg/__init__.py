@@ -18,6 +18,7 @@ from ._nystrom_krr import (
 )
 from ._solvers import (
     CG_STATUSES,
+    DEFAULT_DENSE_MAX_N,
     CGState,
     CholeskyPreconditioner,
     NystromPreconditioner,
@@ -38,6 +39,7 @@ __all__ = [
     "CG_STATUSES",
     "CGState",
     "CholeskyPreconditioner",
+    "DEFAULT_DENSE_MAX_N",
     "KRRSolution",
     "NormalEquations",
     "NystromPreconditioner",

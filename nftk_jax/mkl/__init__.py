@@ -1,6 +1,6 @@
 """mkl layer (see docs/architecture.md)."""
 
-from ._constraints import CONSTRAINTS
+from ._constraints import CONSTRAINT_REGISTRY, CONSTRAINTS, Box, L1Ball, NonNeg, Simplex
 from ._fit import (
     SOLVERS,
     MKLHistory,
@@ -12,8 +12,20 @@ from ._fit import (
     validation_split,
 )
 from ._objectives import OBJECTIVES
+from ._options import LearnerOptions, learner_options
 from ._ridge import RidgeSelection, default_ridge_grid, grid_edge, select_ridge
 from ._select_spec import SpecSelection, select_spec
+from ._solver_options import (
+    CG,
+    PRECONDITIONER_REGISTRY,
+    SOLVER_REGISTRY,
+    Auto,
+    Cholesky,
+    Dense,
+    MatrixFree,
+    NoPreconditioner,
+    Nystrom,
+)
 from ._stability import (
     OmegaStability,
     fit_split,
@@ -22,10 +34,33 @@ from ._stability import (
     resample_splits,
     summarise_omegas,
 )
+from ._steps import STEP_RULE_REGISTRY, Armijo, Fixed, Optax
+from ._stopping import Stopping
 from ._uncertainty import gaussian_class_probabilities, posterior_variance
 
 __all__ = [
+    "CG",
     "CONSTRAINTS",
+    "CONSTRAINT_REGISTRY",
+    "PRECONDITIONER_REGISTRY",
+    "SOLVER_REGISTRY",
+    "STEP_RULE_REGISTRY",
+    "Armijo",
+    "Auto",
+    "Box",
+    "Cholesky",
+    "Dense",
+    "Fixed",
+    "L1Ball",
+    "LearnerOptions",
+    "MatrixFree",
+    "NoPreconditioner",
+    "NonNeg",
+    "Nystrom",
+    "Optax",
+    "Simplex",
+    "Stopping",
+    "learner_options",
     "MKLHistory",
     "MKLStep",
     "NFTKResult",

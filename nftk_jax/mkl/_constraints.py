@@ -11,14 +11,17 @@ classes:
   :math:`\ell_1` ball intersected with the non-negative orthant).
 * ``'box'``: :math:`\ell \le \omega_{cl} \le r`.
 
-Here :math:`r` is ``radius`` and :math:`\ell` is ``lower``.
+Here :math:`r` is ``radius`` and :math:`\ell` is ``lower``. Each set is also an
+option object (:class:`NonNeg`, :class:`Simplex`, :class:`L1Ball`, :class:`Box`),
+validated at construction; :data:`CONSTRAINT_REGISTRY` maps the names to them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -26,11 +29,20 @@ import numpy as np
 from optax import projections as _proj
 
 from ..core import NFTKInputError
+from ._registry import make_registry, same_as_default
 
-__all__ = ["CONSTRAINTS", "check_constraint", "make_projection", "project"]
-
-#: Names accepted by ``constraint=``.
-CONSTRAINTS = ("nonneg", "simplex", "l1_ball", "box")
+__all__ = [
+    "CONSTRAINTS",
+    "CONSTRAINT_REGISTRY",
+    "Box",
+    "L1Ball",
+    "NonNeg",
+    "Simplex",
+    "as_constraint",
+    "check_constraint",
+    "make_projection",
+    "project",
+]
 
 
 def check_constraint(
@@ -59,6 +71,106 @@ def check_constraint(
             f"lower={lower!r} with radius={r}."
         )
     return constraint, r, lo
+
+
+class _Constraint:
+    """A feasible set for every class row of Omega; ``radius``/``lower`` as in
+    :func:`make_projection`."""
+
+    name: ClassVar[str]
+    radius: float
+    lower: float
+
+    def __post_init__(self) -> None:
+        _, r, lo = check_constraint(self.name, radius=self.radius, lower=self.lower)
+        object.__setattr__(self, "radius", r)
+        object.__setattr__(self, "lower", lo)
+
+    def projection(self) -> Callable[[jax.Array], jax.Array]:
+        """The jitted row-wise Euclidean projection onto the set."""
+        return make_projection(self.name, radius=self.radius, lower=self.lower)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NonNeg(_Constraint):
+    r""":math:`\omega_c \ge 0` (the paper's set); ill-posed with a scale-free
+    objective (``'train_mse'``, ``'krr_dual'``).
+
+    Example:
+        >>> NonNeg().name
+        'nonneg'
+    """
+
+    name: ClassVar[str] = "nonneg"
+    radius: float = dataclasses.field(default=1.0, repr=False)  # unused
+    lower: float = dataclasses.field(default=0.0, repr=False)  # unused
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Simplex(_Constraint):
+    r""":math:`\omega_c \ge 0,\ \sum_l \omega_{cl} = r` (``radius``): exact zeros.
+
+    Example:
+        >>> Simplex(radius=2.0)
+        Simplex(radius=2.0)
+    """
+
+    name: ClassVar[str] = "simplex"
+    radius: float = 1.0  # r > 0: the sum of every row
+    lower: float = dataclasses.field(default=0.0, repr=False)  # unused
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class L1Ball(_Constraint):
+    r""":math:`\omega_c \ge 0,\ \sum_l \omega_{cl} \le r` (``radius``).
+
+    Example:
+        >>> L1Ball(radius=0.5).radius
+        0.5
+    """
+
+    name: ClassVar[str] = "l1_ball"
+    radius: float = 1.0  # r > 0: the largest sum of a row
+    lower: float = dataclasses.field(default=0.0, repr=False)  # unused
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Box(_Constraint):
+    r""":math:`\ell \le \omega_{cl} \le r` (``lower`` :math:`\ell`, ``radius`` r).
+
+    Example:
+        >>> Box(lower=0.1, radius=2.0)
+        Box(radius=2.0, lower=0.1)
+    """
+
+    name: ClassVar[str] = "box"
+    radius: float = 1.0  # r > lower: the upper bound
+    lower: float = 0.0  # 0 <= lower < radius
+
+
+#: ``constraint=`` names and their option classes.
+CONSTRAINT_REGISTRY = make_registry(NonNeg, Simplex, L1Ball, Box)
+#: Names accepted by ``constraint=``.
+CONSTRAINTS = tuple(CONSTRAINT_REGISTRY)
+
+
+def as_constraint(constraint: Any, *, radius: Any = 1.0, lower: Any = 0.0) -> Any:
+    """The constraint object for ``constraint`` (an object, or a name of
+    :data:`CONSTRAINT_REGISTRY` with ``radius`` and ``lower``).
+
+    Example:
+        >>> as_constraint("box", radius=2.0, lower=0.5)
+        Box(radius=2.0, lower=0.5)
+    """
+    if isinstance(constraint, _Constraint):
+        same_as_default(
+            {"radius": radius, "lower": lower},
+            {"radius": 1.0, "lower": 0.0},
+            f"constraint={constraint!r}",
+        )
+        return constraint
+    name, r, lo = check_constraint(constraint, radius=radius, lower=lower)
+    return CONSTRAINT_REGISTRY[name](radius=r, lower=lo)
 
 
 def _row_projection(constraint: str, radius: float, lower: float) -> Callable:

@@ -37,7 +37,6 @@ import optax
 from ..core import (
     NFTKInputError,
     check_positive_int,
-    describe,
     load_checkpoint,
     problem_digest,
     save_checkpoint,
@@ -53,14 +52,24 @@ from ..linalg import (
     worst_status,
 )
 from ..model import check_spec_inputs
-from ._constraints import check_constraint, make_projection
 from ._objectives import (
     SCALE_FREE_ILL_POSED,
     check_objective,
     objective_gradient,
     objective_value,
 )
+from ._options import LearnerOptions, learner_options
 from ._ridge import RIDGE_METHODS, select_ridge_for_labels
+from ._solver_options import (
+    CG_KEYWORDS,
+    PRECONDITIONER_REGISTRY,
+    SOLVER_REGISTRY,
+    Dense,
+    as_solver,
+    with_kind,
+)
+from ._steps import Fixed, Optax
+from ._stopping import SMALL_STEPS, Stopping
 
 __all__ = [
     "MKLHistory",
@@ -72,15 +81,11 @@ __all__ = [
 ]
 
 #: Names accepted by ``solver=``.
-SOLVERS = ("auto", "dense", "cg", "matrix_free")
+SOLVERS = tuple(SOLVER_REGISTRY)
 #: Names accepted by ``fit_mkl(kernel_storage=)``.
 KERNEL_STORAGES = ("memory", "disk", "recompute")
 #: Names accepted by ``preconditioner=`` (CG only).
-PRECONDITIONERS = ("cholesky", "nystrom", "none")
-#: Armijo sufficient-decrease constant.
-_ARMIJO_SIGMA = 1e-4
-#: Relative-change stopping needs this many consecutive small steps.
-_SMALL_STEPS = 2
+PRECONDITIONERS = tuple(PRECONDITIONER_REGISTRY)
 
 
 class MKLHistory(NamedTuple):
@@ -215,110 +220,26 @@ def _dense_factor(theta: jax.Array, omega: jax.Array, ridge: float) -> jax.Array
     return cholesky_with_jitter(combine_kernels(theta, omega), ridge)[0]
 
 
-#: Largest n for which ``solver='auto'`` factorises densely when memory allows.
-#: Measured on MNIST-5k (L = d = 10, val_mse + simplex, 2-core CPU): dense and CG
-#: with the mean-kernel Cholesky preconditioner take the same time at n = 1600,
-#: dense is 1.3x faster at n = 800 and 2.2-2.7x slower at n = 3200.
-_DENSE_MAX_N = 2000
-
-
-def _solvers_module():
-    from .. import linalg
-
-    return linalg
-
-
-def _resolve_solver(
-    solver: str, n: int, L: int, d: int, memory_budget, operator: bool = False
-) -> str:
-    if not isinstance(solver, str) or solver not in SOLVERS:
-        raise NFTKInputError(
-            f"solver={solver!r} is unknown; choose one of {list(SOLVERS)}."
-        )
-    if operator:
-        if solver not in ("auto", "matrix_free"):
-            raise NFTKInputError(
-                f"solver={solver!r} needs the cached (L, n, n) kernels, but theta is "
-                "a layer operator; use solver='matrix_free' (or 'auto')."
-            )
-        return "matrix_free"
-    if solver == "matrix_free":
-        raise NFTKInputError(
-            "solver='matrix_free' needs theta as a layer operator (from "
-            "nftk_jax.kernels._operators, or fit_mkl(..., kernel_storage='disk' or "
-            "'recompute')); with cached kernels use 'auto', 'dense' or 'cg'."
-        )
-    mod = _solvers_module()
-    has_cg = mod is not None and hasattr(mod, "solve_cg")
-    if solver == "cg" and not has_cg:
-        raise NFTKInputError(
-            "solver='cg' needs nftk_jax.solve_cg, which is not available; "
-            "use solver='dense'."
-        )
-    if solver != "auto":
-        return solver
-    if mod is None or not hasattr(mod, "plan_solver") or not has_cg:
-        return "dense"
-    kw = {} if memory_budget is None else {"memory_budget": memory_budget}
-    plan = mod.plan_solver(n, L, d, dtype=np.float64, dense_max_n=_DENSE_MAX_N, **kw)
-    # The kernels are already in memory here, so a matrix-free plan means CG.
-    return "dense" if plan == "dense" else "cg"
-
-
 #: ``prepare(omega) -> solve(rhs (n, d), x0 (n, d) | None) -> (n, d)``
 Prepare = Callable[[jax.Array], Callable[[jax.Array, jax.Array | None], jax.Array]]
 
 
-def _build_preconditioner(
-    name: str, theta, reference, *, ridge, rank, operator, memory_budget
-):
-    """The CG preconditioner ``name`` of the mean kernel of ``reference``.
-
-    Built once per fit from the starting Omega: the mean kernel of any Omega is
-    close to it (the layer kernels are strongly correlated), and a fixed choice
-    keeps resumed fits bit-identical. CG is slow without one when the ridge is
-    small relative to the kernel.
-    """
-    mod = _solvers_module()
-    n = theta.shape[-1]
-    if name == "cholesky":
-        # Factor and inverse in float64 cost 24 n^2 bytes at once; past half the
-        # memory budget the operator path keeps them in float32.
-        pdt = None
-        if operator and 24 * n * n > mod.memory_budget_or_default(memory_budget) // 2:
-            pdt = np.float32
-        return mod.cholesky_preconditioner(theta, reference, ridge=ridge, dtype=pdt)
-    if name == "nystrom":
-        if operator:
-            raise NFTKInputError(
-                "preconditioner='nystrom' needs the cached kernels; with a layer "
-                "operator use preconditioner='cholesky' or 'none'."
-            )
-        return mod.nystrom_preconditioner(
-            theta, reference, ridge=ridge, rank=min(int(rank), n)
-        )
-    return None
-
-
 def _make_solver(
-    kind: str,
+    solver: Any,
     theta: jax.Array,
     *,
     ridge: float,
-    cg_tol: float,
-    cg_maxiter,
-    precondition_rank: int = 0,
-    preconditioner: str = "cholesky",
     reference: Any = None,
     memory_budget: int | None = None,
     statuses: list[str] | None = None,
 ) -> Prepare:
-    """The single place where the learner's linear solves are chosen.
+    """The single place where the learner's linear solves are set up.
 
+    ``solver`` is the solver that runs (:class:`Dense`, ``CG`` or ``MatrixFree``).
     Every CG solve appends its status (``'converged'``, ``'max_steps'``,
     ``'breakdown'``) to ``statuses`` when given.
     """
-    if kind == "dense":
+    if isinstance(solver, Dense):
 
         def prepare_dense(omega):
             chol = _dense_factor(theta, omega, ridge)
@@ -326,17 +247,20 @@ def _make_solver(
 
         return prepare_dense
 
-    mod = _solvers_module()
-    solve_cg = mod.solve_cg
+    from ..linalg import solve_cg
+
     L = theta.shape[0]
-    operator = kind == "matrix_free"
+    operator = solver.name == "matrix_free"
     # Operators may store float32 kernels; their products (and CG) are float64.
     out_dtype = jnp.float64 if operator else theta.dtype
     ref = np.full((1, L), 1.0 / L) if reference is None else np.asarray(reference)
-    pre = _build_preconditioner(
-        preconditioner, theta, ref, ridge=ridge, rank=precondition_rank,
-        operator=operator, memory_budget=memory_budget,
-    )  # fmt: skip
+    # Built once per fit from the starting Omega: the mean kernel of any Omega is
+    # close to it (the layer kernels are strongly correlated), and a fixed choice
+    # keeps resumed fits bit-identical. CG is slow without one when the ridge is
+    # small relative to the kernel.
+    pre = solver.preconditioner.build(
+        theta, ref, ridge=ridge, operator=operator, memory_budget=memory_budget
+    )
 
     def prepare_cg(omega):
         # Products with the L layer kernels read L n^2 floats per iteration; with
@@ -358,8 +282,8 @@ def _make_solver(
                 om,
                 ridge=ridge,
                 x0=x0,
-                tol=cg_tol,
-                maxiter=cg_maxiter,
+                tol=solver.tol,
+                maxiter=solver.maxiter,
                 preconditioner=pre,
                 form_kernels=form,
             )
@@ -470,6 +394,8 @@ def fit_mkl_kernels(
     precondition_rank: int = 500,
     max_backtracks: int = 40,
     memory_budget: int | None = None,
+    step_rule: Any = None,
+    stopping: Stopping | None = None,
 ) -> NFTKResult:
     r"""Learn per-class layer weights :math:`\Omega` from precomputed kernels.
 
@@ -496,7 +422,10 @@ def fit_mkl_kernels(
         y_val: ``(m,)`` labels or ``(m, d)`` targets for ``theta_val``.
         ridge: :math:`\rho > 0`.
         objective: ``'val_mse'``, ``'train_mse'`` or ``'krr_dual'``.
-        constraint: ``'simplex'``, ``'nonneg'``, ``'l1_ball'`` or ``'box'``.
+        constraint: ``'simplex'``, ``'nonneg'``, ``'l1_ball'`` or ``'box'``, or a
+            constraint object (``Simplex(radius=...)``, ``NonNeg()``,
+            ``L1Ball(radius=...)``, ``Box(lower=..., radius=...)``; then leave
+            ``radius`` and ``lower`` at their defaults).
         radius: row sum (simplex), :math:`\ell_1` radius, or box upper bound.
         lower: box lower bound.
         omega_init: ``(d, L)`` non-negative start (projected); default ``1/L``.
@@ -505,8 +434,12 @@ def fit_mkl_kernels(
         grad_tol: tolerance (> 0) on the projected-gradient norm (default: ``tol``).
         learning_rate: fixed step instead of the line search.
         optimizer: optax transformation used instead of the line search.
-        solver: ``'auto'``, ``'dense'`` (batched Cholesky) or ``'cg'`` (warm-started
-            conjugate gradients from :mod:`nftk_jax.linalg._solvers`).
+        solver: ``'auto'``, ``'dense'`` (batched Cholesky), ``'cg'`` (warm-started
+            conjugate gradients from :mod:`nftk_jax.linalg._solvers`) or
+            ``'matrix_free'`` (layer operators), or a solver object (``Auto``,
+            ``Dense``, ``CG``, ``MatrixFree`` with ``tol``, ``maxiter`` and
+            ``preconditioner``; then leave the ``cg_*`` and ``precondition*``
+            keywords at their defaults).
         n_classes: number of classes when ``y`` holds labels (default ``max + 1``).
         checkpoint: ``.npz`` path; resumed when it matches this problem.
         checkpoint_every: save every this many steps (and always at the end).
@@ -524,6 +457,12 @@ def fit_mkl_kernels(
         precondition_rank: rank ``m`` of the ``'nystrom'`` preconditioner.
         max_backtracks: Armijo halvings before giving up.
         memory_budget: bytes, passed to the solver planner for ``solver='auto'``.
+        step_rule: ``None`` (Armijo, or what ``learning_rate``/``optimizer``
+            ask for), ``'armijo'``, ``'fixed'``, ``'optax'`` or a step-rule object
+            (``Armijo(max_backtracks=...)``, ``Fixed(learning_rate=...)``,
+            ``Optax(optimizer=...)``).
+        stopping: a ``Stopping(rel_tol=, grad_tol=, max_steps=)`` instead of
+            ``tol``, ``grad_tol`` and ``steps``.
 
     Returns:
         An :class:`NFTKResult`.
@@ -547,6 +486,13 @@ def fit_mkl_kernels(
         >>> res.predict_labels_kernels(theta).tolist() == y.tolist()
         True
     """
+    options = learner_options(
+        constraint=constraint, radius=radius, lower=lower, step_rule=step_rule,
+        learning_rate=learning_rate, optimizer=optimizer,
+        max_backtracks=max_backtracks, stopping=stopping, steps=steps, tol=tol,
+        grad_tol=grad_tol, solver=solver, cg_tol=cg_tol, cg_maxiter=cg_maxiter,
+        preconditioner=preconditioner, precondition_rank=precondition_rank,
+    )  # fmt: skip
     with jax.enable_x64(True):
         return _fit(
             theta,
@@ -555,27 +501,14 @@ def fit_mkl_kernels(
             y_val=y_val,
             ridge=ridge,
             objective=objective,
-            constraint=constraint,
-            radius=radius,
-            lower=lower,
+            options=options,
             omega_init=omega_init,
-            steps=steps,
-            tol=tol,
-            grad_tol=grad_tol,
-            learning_rate=learning_rate,
-            optimizer=optimizer,
-            solver=solver,
             n_classes=n_classes,
             checkpoint=checkpoint,
             checkpoint_every=checkpoint_every,
             progress=progress,
             callback=callback,
             compute_cond=compute_cond,
-            cg_tol=cg_tol,
-            cg_maxiter=cg_maxiter,
-            preconditioner=preconditioner,
-            precondition_rank=precondition_rank,
-            max_backtracks=max_backtracks,
             memory_budget=memory_budget,
         )
 
@@ -588,64 +521,25 @@ def _fit(
     y_val,
     ridge,
     objective,
-    constraint,
-    radius,
-    lower,
+    options: LearnerOptions,
     omega_init,
-    steps,
-    tol,
-    grad_tol,
-    learning_rate,
-    optimizer,
-    solver,
     n_classes,
     checkpoint,
     checkpoint_every,
     progress,
     callback,
     compute_cond,
-    cg_tol,
-    cg_maxiter,
-    preconditioner,
-    precondition_rank,
-    max_backtracks,
     memory_budget,
 ) -> NFTKResult:
     # ---- validation ------------------------------------------------------------
     rho = check_ridge(ridge)
     objective = check_objective(objective)
-    constraint, radius, lower = check_constraint(constraint, radius=radius, lower=lower)
-    steps = check_positive_int(steps, "steps")
-    tol = _check_float(tol, "tol")
-    grad_tol = tol if grad_tol is None else _check_float(grad_tol, "grad_tol")
+    cons, rule, stop = options.constraint, options.step_rule, options.stopping
+    constraint = cons.name
+    steps, tol, grad_tol = stop.max_steps, stop.rel_tol, stop.grad_tol
+    optimizer = rule.optimizer if isinstance(rule, Optax) else None
+    learning_rate = rule.learning_rate if isinstance(rule, Fixed) else None
     checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-    max_backtracks = check_positive_int(max_backtracks, "max_backtracks")
-    learning_rate = _check_float(learning_rate, "learning_rate", allow_none=True)
-    cg_tol = _check_float(cg_tol, "cg_tol")
-    precondition_rank = check_positive_int(
-        precondition_rank, "precondition_rank", minimum=0
-    )
-    if not isinstance(preconditioner, str) or preconditioner not in PRECONDITIONERS:
-        raise NFTKInputError(
-            f"preconditioner={preconditioner!r} is unknown; choose one of "
-            f"{list(PRECONDITIONERS)}."
-        )
-    if preconditioner == "nystrom" and precondition_rank < 1:
-        raise NFTKInputError(
-            f"precondition_rank must be >= 1 with preconditioner='nystrom', got "
-            f"{precondition_rank}; pass a rank (e.g. 500) or preconditioner='none'."
-        )
-    if optimizer is not None and learning_rate is not None:
-        raise NFTKInputError(
-            "pass either learning_rate (fixed-step projected gradient) or optimizer "
-            "(an optax transformation, which carries its own learning rate), not both."
-        )
-    if optimizer is not None and not (
-        hasattr(optimizer, "init") and hasattr(optimizer, "update")
-    ):
-        raise NFTKInputError(
-            f"optimizer must be an optax GradientTransformation, got {optimizer!r}."
-        )
     operator = _is_operator(theta)
     if operator:
         L, n, n2 = theta.shape
@@ -708,7 +602,10 @@ def _fit(
             UserWarning,
             stacklevel=3,
         )
-    kind = _resolve_solver(solver, n, L, d, memory_budget, operator=operator)
+    solver = options.solver.resolve(
+        n=n, depth=L, n_classes=d, memory_budget=memory_budget, operator=operator
+    )
+    kind = solver.name
     if operator and compute_cond:
         raise NFTKInputError(
             "compute_cond=True needs the cached kernels (an eigendecomposition per "
@@ -719,18 +616,17 @@ def _fit(
     config = {
         "objective": objective,
         "constraint": constraint,
-        "radius": radius,
-        "lower": lower,
+        "radius": cons.radius,
+        "lower": cons.lower,
         "ridge": rho,
-        "learning_rate": learning_rate,
-        # The hyperparameters (closure values) too, not just the type: a resume
-        # under optax.adam(5.0) of a run written with optax.adam(0.05) is refused.
-        "optimizer": None if optimizer is None else describe(optimizer),
+        # learning_rate, optimizer (its hyperparameters, not just its type: a
+        # resume under optax.adam(5.0) of a run of optax.adam(0.05) is refused),
+        # and Armijo's max_backtracks and sigma.
+        **rule.identity(),
         "solver": kind,
-        "preconditioner": preconditioner if kind == "cg" else None,
+        "preconditioner": solver.preconditioner.name if kind == "cg" else None,
         "n_classes": d,
         "is_classification": is_clf,
-        "max_backtracks": max_backtracks,
     }
     digest = None
     saved = None
@@ -755,16 +651,12 @@ def _fit(
         tv = jnp.asarray(theta_val_np)
     Yj = jnp.asarray(Y)
     Yvj = None if Yv is None else jnp.asarray(Yv)
-    proj = make_projection(constraint, radius=radius, lower=lower)
+    proj = cons.projection()
     statuses: list[str] = []  # of every CG solve; the result reports the worst
     prepare = _make_solver(
-        kind,
+        solver,
         th,
         ridge=rho,
-        cg_tol=cg_tol,
-        cg_maxiter=cg_maxiter,
-        precondition_rank=precondition_rank,
-        preconditioner=preconditioner,
         reference=om0,
         memory_budget=memory_budget,
         statuses=statuses,
@@ -885,7 +777,7 @@ def _fit(
                 t = float(
                     jnp.linalg.norm(omega) / max(float(jnp.linalg.norm(g)), 1e-300)
                 )
-            for trial in range(max_backtracks):
+            for trial in range(rule.max_backtracks):
                 cand = proj(omega - t * g)
                 diff = cand - omega
                 if not bool(jnp.any(diff != 0)):
@@ -894,7 +786,7 @@ def _fit(
                     stationary = trial == 0
                     break
                 ev, solve = evaluate(cand, state.alpha)
-                if ev.value <= f + _ARMIJO_SIGMA * float(jnp.sum(g * diff)):
+                if ev.value <= f + rule.sigma * float(jnp.sum(g * diff)):
                     accepted = (cand, ev, solve, t)
                     break
                 t *= 0.5
@@ -920,7 +812,7 @@ def _fit(
             opt_state,
         )
         record(state, t)
-        if n_small >= _SMALL_STEPS:
+        if n_small >= SMALL_STEPS:
             state = state._replace(converged=True, stop_reason="rel_change")
         elif hist["grad_norm"][-1] < grad_tol:
             state = state._replace(converged=True, stop_reason="grad_norm")
@@ -1116,8 +1008,9 @@ def validation_split(
 
 def _check_cached_kernels_fit(n: int, depth: int, dtype: np.dtype) -> None:
     """The learner caches ``(L, n, n)`` kernels: fail early when they cannot fit."""
-    mod = _solvers_module()
-    ram = 2 * mod.default_memory_budget()
+    from ..linalg import default_memory_budget
+
+    ram = 2 * default_memory_budget()
     need = np.dtype(dtype).itemsize * depth * n * n * 2  # kernels + their slices
     if need > 0.8 * ram:
         raise NFTKInputError(
@@ -1338,14 +1231,12 @@ def refit_alpha(res: NFTKResult, theta, y_arr, options, memory_budget) -> NFTKRe
         y_arr, len(y_arr), n_classes=options.get("n_classes"), name="y"
     )
     statuses = [res.solver_status]
+    loose = {k: options.get(k, default) for k, default in CG_KEYWORDS.items()}
+    solver = with_kind(as_solver(options.get("solver", "auto"), **loose), res.solver)
     prepare = _make_solver(
-        res.solver,
+        solver,
         theta,
         ridge=res.ridge,
-        cg_tol=options.get("cg_tol", 1e-10),
-        cg_maxiter=options.get("cg_maxiter"),
-        precondition_rank=options.get("precondition_rank", 500),
-        preconditioner=options.get("preconditioner", "cholesky"),
         reference=res.omega,
         memory_budget=memory_budget,
         statuses=statuses,
