@@ -190,8 +190,6 @@ KNOWN_LONG = {
     "nftk_jax/finite/_network.py train_paper_mode",
     "nftk_jax/finite/_width_study.py compare_widths",
     "nftk_jax/kernels/_operators.py build",
-    "nftk_jax/mkl/_fit.py _fit",
-    "nftk_jax/mkl/_fit.py fit_mkl",
 }
 
 

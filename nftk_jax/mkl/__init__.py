@@ -1,24 +1,18 @@
 """mkl layer (see docs/architecture.md)."""
 
 from ._constraints import CONSTRAINT_REGISTRY, CONSTRAINTS, Box, L1Ball, NonNeg, Simplex
-from ._fit import (
-    SOLVERS,
-    MKLHistory,
-    MKLStep,
-    NFTKResult,
-    fit_mkl,
-    fit_mkl_kernels,
-    refit_alpha,
-    validation_split,
-)
+from ._fit import fit_mkl, refit_alpha, validation_split
+from ._learner import fit_mkl_kernels
 from ._objectives import OBJECTIVES
 from ._options import LearnerOptions, learner_options
+from ._result import MKLHistory, MKLStep, NFTKResult
 from ._ridge import RidgeSelection, default_ridge_grid, grid_edge, select_ridge
 from ._select_spec import SpecSelection, select_spec
 from ._solver_options import (
     CG,
     PRECONDITIONER_REGISTRY,
     SOLVER_REGISTRY,
+    SOLVERS,
     Auto,
     Cholesky,
     Dense,

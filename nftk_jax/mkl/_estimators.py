@@ -16,7 +16,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from ..core import NFTKInputError
 from ..model import MLP, RNN, check_spec_inputs, input_features
-from ._fit import NFTKResult, fit_mkl
+from ._fit import fit_mkl
+from ._result import NFTKResult
 
 __all__ = ["NFTKClassifier", "NFTKRegressor"]
 

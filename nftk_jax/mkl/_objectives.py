@@ -208,8 +208,8 @@ def objective_and_gradient(
 ) -> tuple[float, np.ndarray]:
     r"""Objective and closed-form gradient at one Omega, with dense solves.
 
-    A reference entry point (the learner in :mod:`nftk_jax.mkl._fit` reuses solves and
-    warm starts instead).
+    A reference entry point (the learner in :mod:`nftk_jax.mkl._learner` reuses
+    solves and warm starts instead).
 
     Args:
         theta: ``(L, n, n)`` training kernels.

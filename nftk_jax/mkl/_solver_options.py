@@ -28,6 +28,8 @@ from ._registry import from_registry, make_registry, same_as_default
 __all__ = [
     "CG",
     "PRECONDITIONER_REGISTRY",
+    "PRECONDITIONERS",
+    "SOLVERS",
     "SOLVER_REGISTRY",
     "Auto",
     "Cholesky",
@@ -237,6 +239,10 @@ class Auto(_Iterative):
 
 #: ``solver=`` names and their option classes.
 SOLVER_REGISTRY = make_registry(Auto, Dense, CG, MatrixFree)
+#: Names accepted by ``solver=``.
+SOLVERS = tuple(SOLVER_REGISTRY)
+#: Names accepted by ``preconditioner=`` (CG only).
+PRECONDITIONERS = tuple(PRECONDITIONER_REGISTRY)
 
 
 def with_kind(solver: Any, kind: str) -> Any:

@@ -25,7 +25,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..core import NFTKInputError
-from ._fit import fit_mkl_kernels, validation_split
+from ._fit import validation_split
+from ._learner import fit_mkl_kernels
 
 __all__ = [
     "OmegaStability",

@@ -22,12 +22,39 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
 
 from ..core import NFTKInputError, check_positive_float, check_positive_int, describe
 from ._registry import from_registry, make_registry, same_as_default
 
-__all__ = ["STEP_RULE_REGISTRY", "Armijo", "Fixed", "Optax", "as_step_rule"]
+__all__ = [
+    "STEP_RULE_REGISTRY",
+    "Armijo",
+    "Fixed",
+    "Optax",
+    "Proposal",
+    "as_step_rule",
+]
+
+
+class Proposal(NamedTuple):
+    """An accepted step of a step rule."""
+
+    omega: jax.Array  # (d, L) float64: the new feasible Omega
+    ev: Any  # ObjectiveEval at omega (value and alpha)
+    solve: Callable  # the linear solver at omega (for the adjoint solve)
+    step_size: float  # the step taken (for an optax rule: ||Delta|| / ||grad||)
+    opt_state: Any  # the optax state after the step (None for the other rules)
+
+
+def _norm_ratio(a, b) -> float:
+    """``||a|| / ||b||``, guarded against ``b = 0``."""
+    return float(jnp.linalg.norm(a) / max(float(jnp.linalg.norm(b)), 1e-300))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -53,6 +80,31 @@ class Armijo:
         return {"learning_rate": None, "optimizer": None,
                 "max_backtracks": self.max_backtracks, "sigma": self.sigma}  # fmt: skip
 
+    def init(self, omega: jax.Array) -> None:
+        """No state besides the next first trial (``LoopState.t_next``)."""
+        return None
+
+    def propose(self, state: Any, objective: Any) -> tuple[Proposal | None, str]:
+        """The step from ``state``, or ``None`` with why there is none:
+        ``'stationary'`` (the first trial does not move Omega) or
+        ``'line_search'`` (no decrease within ``max_backtracks`` halvings)."""
+        omega, g, f = state.omega, state.grad, state.value
+        t = state.t_next
+        if t <= 0:  # first step: move Omega by about its own norm
+            t = _norm_ratio(omega, g)
+        for trial in range(self.max_backtracks):
+            cand = objective.project(omega - t * g)
+            diff = cand - omega
+            if not bool(jnp.any(diff != 0)):
+                # The first trial step does not move Omega: a fixed point of the
+                # projected step (stationary); after halvings: a failure.
+                return None, "stationary" if trial == 0 else "line_search"
+            ev, solve = objective.evaluate(cand, state.alpha)
+            if ev.value <= f + self.sigma * float(jnp.sum(g * diff)):
+                return Proposal(cand, ev, solve, t, None), ""
+            t *= 0.5
+        return None, "line_search"
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Fixed:
@@ -68,6 +120,17 @@ class Fixed:
     def identity(self) -> dict[str, Any]:
         """What a checkpoint's identity records of this rule."""
         return {"learning_rate": self.learning_rate, "optimizer": None}
+
+    def init(self, omega: jax.Array) -> None:
+        """No state."""
+        return None
+
+    def propose(self, state: Any, objective: Any) -> tuple[Proposal, str]:
+        r""":math:`P(\Omega - \eta\nabla J)`, always accepted."""
+        t = self.learning_rate
+        cand = objective.project(state.omega - t * state.grad)
+        ev, solve = objective.evaluate(cand, state.alpha)
+        return Proposal(cand, ev, solve, t, None), ""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -90,6 +153,21 @@ class Optax:
         hyperparameters, not just its type (``optax.adam(5.0)`` is not
         ``optax.adam(0.05)``)."""
         return {"learning_rate": None, "optimizer": describe(self.optimizer)}
+
+    def init(self, omega: jax.Array) -> Any:
+        """The optimiser's state at ``omega``."""
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes dtypes
+            return self.optimizer.init(omega)
+
+    def propose(self, state: Any, objective: Any) -> tuple[Proposal, str]:
+        """The optimiser's update, then the projection; always accepted."""
+        omega, g = state.omega, state.grad
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes dtypes
+            updates, opt_state = self.optimizer.update(g, state.opt_state, omega)
+            cand = objective.project(optax.apply_updates(omega, updates))
+        t = _norm_ratio(cand - omega, g)
+        ev, solve = objective.evaluate(cand, state.alpha)
+        return Proposal(cand, ev, solve, t, opt_state), ""
 
 
 #: Step-rule names and their option classes.

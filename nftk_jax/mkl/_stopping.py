@@ -14,10 +14,13 @@ from typing import Any
 from ..core import check_positive_float, check_positive_int
 from ._registry import same_as_default
 
-__all__ = ["SMALL_STEPS", "Stopping", "as_stopping"]
+__all__ = ["CONVERGED", "SMALL_STEPS", "Stopping", "as_stopping"]
 
 #: The relative-change rule needs this many consecutive small changes.
 SMALL_STEPS = 2
+#: Stop reasons that mean convergence (``'steps'``, ``'line_search'`` and
+#: ``'callback'`` do not).
+CONVERGED = ("rel_change", "grad_norm", "stationary")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -41,6 +44,20 @@ class Stopping:
         object.__setattr__(self, "rel_tol", rel)
         object.__setattr__(self, "grad_tol", check_positive_float(grad, "grad_tol"))
         check_positive_int(self.max_steps, "max_steps")
+
+    def small_change(self, before: float, after: float) -> bool:
+        """Whether the objective moved by less than ``rel_tol``, relatively."""
+        return abs(before - after) / max(abs(before), 1e-300) < self.rel_tol
+
+    def reason(self, n_small: int, grad_norm: float, step: int) -> str:
+        """The rule that fires after ``step`` accepted steps, ``n_small`` of them
+        (the latest, in a row) small changes: ``'rel_change'``, ``'grad_norm'``,
+        ``'steps'`` or ``''`` (none)."""
+        if n_small >= SMALL_STEPS:
+            return "rel_change"
+        if grad_norm < self.grad_tol:
+            return "grad_norm"
+        return "steps" if step >= self.max_steps else ""
 
 
 def as_stopping(
