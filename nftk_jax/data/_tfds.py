@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -114,6 +115,95 @@ def _read_split(
     return tuple(xs), y
 
 
+def _check_text_embedding(name: str, kind: str, text_embedding: Any) -> None:
+    where = "load_tfds"
+    if text_embedding is None:
+        return
+    if kind != "text":
+        raise NFTKInputError(
+            f"{where}: `text_embedding` applies to text data sets only, but "
+            f"{name!r} holds images; drop text_embedding."
+        )
+    if not isinstance(text_embedding, TokenEmbedding):
+        raise NFTKInputError(
+            f"{where}: `text_embedding` must be a TokenEmbedding (see "
+            f"load_gpt2_embedding), got {type(text_embedding).__name__}."
+        )
+
+
+def _check_request(
+    name, split, download, n_train, n_test, batch_size, text_embedding, preprocess
+) -> tuple:
+    """Validated ``(kind, n_train, n_test, batch_size, method, raw_text)``."""
+    where = "load_tfds"
+    if name not in TFDS_DATASETS:
+        raise NFTKInputError(
+            f"{where}: `name` must be one of {tuple(TFDS_DATASETS)}, got {name!r}."
+        )
+    kind = TFDS_DATASETS[name]
+    if isinstance(split, str) or len(split) != 2:
+        raise NFTKInputError(
+            f"{where}: `split` must be a pair of split names (train, test), e.g. "
+            f"('train', 'test'), got {split!r}."
+        )
+    if not all(isinstance(s, str) and s for s in split):
+        raise NFTKInputError(
+            f"{where}: `split` names must be non-empty strings, got {split!r}."
+        )
+    if not isinstance(download, bool):
+        raise NFTKInputError(
+            f"{where}: `download` must be True or False, got {download!r}."
+        )
+    n_train = check_optional_int(n_train, "n_train", minimum=1, where=where)
+    n_test = check_optional_int(n_test, "n_test", minimum=0, where=where)
+    batch_size = check_int(batch_size, "batch_size", minimum=1, where=where)
+    _check_text_embedding(name, kind, text_embedding)
+    raw_text = kind == "text" and text_embedding is None
+    if preprocess is None:
+        method = "scale" if kind == "image" else "none"
+    else:
+        method = check_method(preprocess, where=where)
+        if raw_text and method != "none":
+            raise NFTKInputError(
+                f"{where}: raw texts of {name!r} cannot be preprocessed with "
+                f"{method!r}; pass text_embedding=... to get features, or "
+                "preprocess=None."
+            )
+    return kind, n_train, n_test, batch_size, method, raw_text
+
+
+def _check_dirs(data_dir: Any, manual_dir: Any) -> str | None:
+    """``data_dir`` resolved (``$TFDS_DATA_DIR`` when None); both paths checked."""
+    where = "load_tfds"
+    for arg, value in (("data_dir", data_dir), ("manual_dir", manual_dir)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise NFTKInputError(
+                f"{where}: `{arg}` must be a path or None, got {type(value).__name__}."
+            )
+    if data_dir is None:
+        data_dir = os.environ.get("TFDS_DATA_DIR") or None
+    if data_dir is not None:
+        data_dir = os.path.expanduser(os.fspath(data_dir))
+    return data_dir
+
+
+def _prepare(tfds, builder, name: str, manual_dir: Any) -> None:
+    config = tfds.download.DownloadConfig(
+        manual_dir=None
+        if manual_dir is None
+        else os.path.expanduser(os.fspath(manual_dir))
+    )
+    try:
+        builder.download_and_prepare(download_config=config)
+    except Exception as e:
+        e.add_note(
+            f"load_tfds: preparing {name!r} in {builder.data_dir} failed. Without "
+            "network, prepare it elsewhere and point data_dir= (or TFDS_DATA_DIR) "
+            "at a copy of that tensorflow-datasets directory."
+        )
+        raise
+
+
 def load_tfds(
     name: str,
     *,
@@ -179,78 +269,16 @@ def load_tfds(
         ImportError: If tensorflow-datasets is not installed (install the ``data``
             extra).
     """
-    where = "load_tfds"
-    if name not in TFDS_DATASETS:
-        raise NFTKInputError(
-            f"{where}: `name` must be one of {tuple(TFDS_DATASETS)}, got {name!r}."
-        )
-    kind = TFDS_DATASETS[name]
-    if isinstance(split, str) or len(split) != 2:
-        raise NFTKInputError(
-            f"{where}: `split` must be a pair of split names (train, test), e.g. "
-            f"('train', 'test'), got {split!r}."
-        )
-    if not all(isinstance(s, str) and s for s in split):
-        raise NFTKInputError(
-            f"{where}: `split` names must be non-empty strings, got {split!r}."
-        )
-    if not isinstance(download, bool):
-        raise NFTKInputError(
-            f"{where}: `download` must be True or False, got {download!r}."
-        )
-    n_train = check_optional_int(n_train, "n_train", minimum=1, where=where)
-    n_test = check_optional_int(n_test, "n_test", minimum=0, where=where)
-    batch_size = check_int(batch_size, "batch_size", minimum=1, where=where)
-    if text_embedding is not None:
-        if kind != "text":
-            raise NFTKInputError(
-                f"{where}: `text_embedding` applies to text data sets only, but "
-                f"{name!r} holds images; drop text_embedding."
-            )
-        if not isinstance(text_embedding, TokenEmbedding):
-            raise NFTKInputError(
-                f"{where}: `text_embedding` must be a TokenEmbedding (see "
-                f"load_gpt2_embedding), got {type(text_embedding).__name__}."
-            )
-    raw_text = kind == "text" and text_embedding is None
-    if preprocess is None:
-        method = "scale" if kind == "image" else "none"
-    else:
-        method = check_method(preprocess, where=where)
-        if raw_text and method != "none":
-            raise NFTKInputError(
-                f"{where}: raw texts of {name!r} cannot be preprocessed with "
-                f"{method!r}; pass text_embedding=... to get features, or "
-                "preprocess=None."
-            )
-    for arg, value in (("data_dir", data_dir), ("manual_dir", manual_dir)):
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise NFTKInputError(
-                f"{where}: `{arg}` must be a path or None, got {type(value).__name__}."
-            )
-    if data_dir is None:
-        data_dir = os.environ.get("TFDS_DATA_DIR") or None
-    if data_dir is not None:
-        data_dir = os.path.expanduser(os.fspath(data_dir))
+    kind, n_train, n_test, batch_size, method, raw_text = _check_request(
+        name, split, download, n_train, n_test, batch_size, text_embedding, preprocess
+    )
+    data_dir = _check_dirs(data_dir, manual_dir)
 
     tfds = _import_tfds()
     with _quiet_absl():
         builder = tfds.builder(name, data_dir=data_dir)
     if download or manual_dir is not None:
-        config = tfds.download.DownloadConfig(
-            manual_dir=None
-            if manual_dir is None
-            else os.path.expanduser(os.fspath(manual_dir))
-        )
-        try:
-            builder.download_and_prepare(download_config=config)
-        except Exception as e:
-            e.add_note(
-                f"load_tfds: preparing {name!r} in {builder.data_dir} failed. Without "
-                "network, prepare it elsewhere and point data_dir= (or TFDS_DATA_DIR) "
-                "at a copy of that tensorflow-datasets directory."
-            )
-            raise
+        _prepare(tfds, builder, name, manual_dir)
 
     train_split, test_split = split
     read = dict(batch_size=batch_size, name=name, kind=kind)

@@ -22,6 +22,7 @@ See docs/scaling.md for the approximation and its measured cost.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -265,6 +266,95 @@ def _accuracies(scores, assign, y_te) -> dict[str, float]:
     return acc
 
 
+def _arrays(dataset) -> tuple:
+    """``(x_train, x_test, y_train, y_test)``: float32 inputs, labels as given."""
+    return (
+        np.asarray(dataset.x_train, np.float32),
+        np.asarray(dataset.x_test, np.float32),
+        np.asarray(dataset.y_train),
+        np.asarray(dataset.y_test),
+    )
+
+
+def _clear_stages(out: Path) -> None:
+    for p in [*out.glob("stage_*.npz"), out / "omega_checkpoint.npz"]:
+        p.unlink(missing_ok=True)
+
+
+def _write_omega(out: Path, omega: np.ndarray, scale: np.ndarray) -> None:
+    write_npy(out / "omega.npy", omega)
+    write_npy(out / "omega_raw.npy", omega / scale[None, :])
+
+
+def _scalable_metrics(
+    acc, best_depth, om, omega, n_kernels, relative_ridge, scale, plan, st, timings
+) -> dict:
+    """What :func:`run_scalable_fit` writes to ``metrics.json``."""
+    metrics = {
+        "accuracy": {
+            "learned_omega": acc["learned"],
+            "selected_single_depth": acc["single"],
+            "selected_depth": best_depth + 1,
+            "uniform_omega": acc["uniform"],
+        },
+        "validation_accuracy": {
+            "learned_omega": float(om["val_learned"]),
+            "single_depth": np.asarray(om["val_single"]),
+            "uniform_omega": float(om["val_uniform"]),
+        },
+        "sparsity": float(np.mean(omega == 0)),
+        "n_kernels": n_kernels,
+        "ridge": relative_ridge,
+        "kernel_scale": scale,
+        "omega_steps": int(om["n_steps"]),
+        "omega_converged": bool(om["converged"]),
+        "plan": plan._asdict(),
+        "stages": dict(st.resumed),
+        "timings_s": timings,
+    }
+    return metrics
+
+
+def _write_config(out, spec, dataset, m, relative_ridge, opts) -> dict:
+    """Writes and returns ``config.json``: the run's identity (spec, data digest,
+    landmarks and learner options)."""
+    x_tr, x_te, y_tr, y_te = _arrays(dataset)
+    data_hash = problem_digest(
+        {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}, {}
+    )
+    config = {
+        "spec": spec_config(spec), "dataset": dataset.name, "landmarks": m,
+        "relative_ridge": relative_ridge, "data_sha256": data_hash,
+        **{k: v for k, v in opts.items() if k != "checkpoint_seconds"},
+    }  # fmt: skip
+    write_json(out / "config.json", config)
+    return config
+
+
+def _plan_run(
+    spec, x_tr, x_te, d, out, landmarks, memory_budget, time_budget_s, chunk_rows,
+    steps,
+) -> ScalePlan:  # fmt: skip
+    """The planner's settings for this machine, from measured kernel and flop rates."""
+    from ._plan import measure_rates, plan_scalable
+
+    rates = measure_rates(spec, x_tr.shape[1])
+    return plan_scalable(
+        len(x_tr), len(x_te), x_tr.shape[1], spec.depth, d, out_dir=out,
+        landmarks=landmarks, memory_budget=memory_budget,
+        time_budget_s=time_budget_s, chunk_rows=chunk_rows, steps=steps,
+        kernel_rate=rates[0], flop_rate=rates[1],
+    )  # fmt: skip
+
+
+def _timed(timings: dict, name: str, fn: Callable, *args) -> Any:
+    """``fn(*args)``, its wall time recorded as ``timings[name + '_s']``."""
+    t0 = time.perf_counter()
+    value = fn(*args)
+    timings[f"{name}_s"] = time.perf_counter() - t0
+    return value
+
+
 def run_scalable_fit(
     spec: MLP,
     dataset: Any,
@@ -327,51 +417,27 @@ def run_scalable_fit(
         timings and which stages were resumed.
     """
     from ..linalg import encode_targets
-    from ._plan import measure_rates, plan_scalable
 
     t_start = time.perf_counter()
     out = ensure_writable_dir(out_dir, "out_dir")
     if overwrite:
-        for p in [*out.glob("stage_*.npz"), out / "omega_checkpoint.npz"]:
-            p.unlink(missing_ok=True)
-    x_tr = np.asarray(dataset.x_train, np.float32)
-    x_te = np.asarray(dataset.x_test, np.float32)
-    y_tr = np.asarray(dataset.y_train)
-    y_te = np.asarray(dataset.y_test)
+        _clear_stages(out)
+    x_tr, x_te, y_tr, y_te = _arrays(dataset)
     d, L = len(dataset.classes), spec.depth
     if plan is None:
-        rates = measure_rates(spec, x_tr.shape[1])
-        plan = plan_scalable(
-            len(x_tr), len(x_te), x_tr.shape[1], L, d, out_dir=out,
-            landmarks=landmarks, memory_budget=memory_budget,
-            time_budget_s=time_budget_s, chunk_rows=chunk_rows, steps=steps,
-            kernel_rate=rates[0], flop_rate=rates[1],
+        plan = _plan_run(
+            spec, x_tr, x_te, d, out, landmarks, memory_budget, time_budget_s,
+            chunk_rows, steps,
         )  # fmt: skip
     log(plan.line())
+    opts = dict(constraint=constraint, steps=steps, tol=tol, seed=seed,
+                validation_fraction=validation_fraction, chunk_rows=plan.chunk_rows,
+                checkpoint_seconds=checkpoint_seconds)  # fmt: skip
     m = plan.landmarks
-    opts = {
-        "constraint": constraint, "steps": steps, "tol": tol,
-        "validation_fraction": validation_fraction, "seed": seed,
-        "chunk_rows": plan.chunk_rows, "checkpoint_seconds": checkpoint_seconds,
-    }  # fmt: skip
-    data_hash = problem_digest(
-        {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}, {}
-    )
-    config = {
-        "spec": spec_config(spec), "dataset": dataset.name, "landmarks": m,
-        "relative_ridge": relative_ridge, "data_sha256": data_hash,
-        **{k: v for k, v in opts.items() if k != "checkpoint_seconds"},
-    }  # fmt: skip
-    write_json(out / "config.json", config)
+    config = _write_config(out, spec, dataset, m, relative_ridge, opts)
     st = _Stages(out, problem_digest({}, config), config, callback)
     timings: dict[str, float] = {}
-
-    def timed(name, fn, *args):
-        t0 = time.perf_counter()
-        value = fn(*args)
-        timings[f"{name}_s"] = time.perf_counter() - t0
-        return value
-
+    timed = functools.partial(_timed, timings)
     sub = _subset(y_tr, m, seed)
     x_sub, y_sub = x_tr[sub], y_tr[sub]
     theta = timed("kernels", _stage_kernels, st, spec, x_sub, progress, log)
@@ -399,30 +465,11 @@ def run_scalable_fit(
         opts, progress, log,
     )  # fmt: skip
     acc = _accuracies(scores, assign, y_te)
-    write_npy(out / "omega.npy", omega)
-    write_npy(out / "omega_raw.npy", omega / scale[None, :])
+    _write_omega(out, omega, scale)
     timings["total_s"] = time.perf_counter() - t_start
-    metrics = {
-        "accuracy": {
-            "learned_omega": acc["learned"],
-            "selected_single_depth": acc["single"],
-            "selected_depth": best_depth + 1,
-            "uniform_omega": acc["uniform"],
-        },
-        "validation_accuracy": {
-            "learned_omega": float(om["val_learned"]),
-            "single_depth": np.asarray(om["val_single"]),
-            "uniform_omega": float(om["val_uniform"]),
-        },
-        "sparsity": float(np.mean(omega == 0)),
-        "n_kernels": len(weights),
-        "ridge": relative_ridge,
-        "kernel_scale": scale,
-        "omega_steps": int(om["n_steps"]),
-        "omega_converged": bool(om["converged"]),
-        "plan": plan._asdict(),
-        "stages": dict(st.resumed),
-        "timings_s": timings,
-    }
+    metrics = _scalable_metrics(
+        acc, best_depth, om, omega, len(weights), relative_ridge, scale, plan, st,
+        timings,
+    )  # fmt: skip
     write_json(out / "metrics.json", metrics)
     return json.loads(json.dumps(metrics, default=jsonable))

@@ -660,6 +660,27 @@ def _default_log_every(steps: int) -> int:
     return max(1, steps // 100)
 
 
+def _train_step(model: Callable, opt, batch: int | None, wd: float) -> Callable:
+    """One optimiser step on the penalised squared loss of :func:`train_network`."""
+
+    def step_fn(state, s, xj, yj, heads0, params0, weights, k_batch):
+        params, opt_state = state
+        xb, yb, h0b = _select_batch(xj, yj, heads0, k_batch, s, batch)
+
+        def objective(p):
+            pred = _combine(weights, model(p, params0, xb, h0b))
+            data = jnp.mean(jnp.sum(jnp.square(pred - yb), axis=-1))
+            pen = wd * _sq_dist(p, params0)
+            return data + pen, (data, pen)
+
+        (_, (data, pen)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return (params, opt_state), {"loss": data, "penalty": pen}
+
+    return step_fn
+
+
 def train_network(
     spec: MLP,
     x: Any,
@@ -760,21 +781,7 @@ def train_network(
     weights = jnp.sqrt(jnp.asarray(om, dt))
     heads0 = jax.jit(heads)(params0, xj) if needs0 else None
 
-    def step_fn(state, s, xj, yj, heads0, params0, weights, k_batch):
-        params, opt_state = state
-        xb, yb, h0b = _select_batch(xj, yj, heads0, k_batch, s, batch)
-
-        def objective(p):
-            pred = _combine(weights, model(p, params0, xb, h0b))
-            data = jnp.mean(jnp.sum(jnp.square(pred - yb), axis=-1))
-            pen = wd * _sq_dist(p, params0)
-            return data + pen, (data, pen)
-
-        (_, (data, pen)), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return (params, opt_state), {"loss": data, "penalty": pen}
-
+    step_fn = _train_step(model, opt, batch, wd)
     state = (params0, opt.init(params0))
     args = (xj, yj, heads0, params0, weights, k_batch)
     (params, _), ends, metrics, seconds, _ = _run(
@@ -846,6 +853,57 @@ class PaperModeResult(NamedTuple):
     predict: Callable  # (m, m_in) -> (m, d)
     examples_per_second: float
     train_seconds: float
+
+
+def _paper_step(
+    model, opt_theta, opt_w, batch, wd, wd_om, omega_every, project
+) -> Callable:
+    """One step of :func:`train_paper_mode`: theta, then (every ``omega_every``
+    steps) the head weights, projected onto ``w >= 0`` when ``project``."""
+
+    def step_fn(state, s, xj, yj, heads0, params0, k_batch):
+        params, w, st_theta, st_w = state
+        xb, yb, h0b = _select_batch(xj, yj, heads0, k_batch, s, batch)
+
+        def data_term(p, w):
+            pred = _combine(w, model(p, params0, xb, h0b))
+            return jnp.mean(jnp.sum(jnp.square(pred - yb), axis=-1))
+
+        def theta_objective(p):
+            data = data_term(p, w)
+            pen = wd * _sq_dist(p, params0)
+            return data + pen, (data, pen)
+
+        (_, (data, pen)), g = jax.value_and_grad(theta_objective, has_aux=True)(params)
+        upd, st_theta = opt_theta.update(g, st_theta, params)
+        params = optax.apply_updates(params, upd)
+
+        def omega_step(args):
+            w, st_w = args
+            gw = jax.grad(lambda v: data_term(params, v) + wd_om * jnp.sum(v * v))(w)
+            upd, st_w = opt_w.update(gw, st_w, w)
+            w = optax.apply_updates(w, upd)
+            if project:
+                w = optax.projections.projection_non_negative(w)
+            return w, st_w
+
+        w, st_w = lax.cond(s % omega_every == 0, omega_step, lambda a: a, (w, st_w))
+        metrics = {"loss": data, "penalty": pen, "min_w": jnp.min(w), "w": w}
+        return (params, w, st_theta, st_w), metrics
+
+    return step_fn
+
+
+def _paper_targets(spec, y, n, omega_init, n_classes) -> tuple:
+    """``(om0, d, ya)``: the starting Omega (uniform when not given) and targets."""
+    if omega_init is not None:
+        om0 = _check_omega(omega_init, spec.depth, name="omega_init")
+        return om0, om0.shape[0], _targets(y, n, om0.shape[0])
+    if n_classes is not None:
+        n_classes = check_positive_int(n_classes, "n_classes")
+    ya = _targets(y, n, n_classes)
+    d = ya.shape[1]
+    return np.full((d, spec.depth), 1.0 / spec.depth), d, ya
 
 
 def train_paper_mode(
@@ -937,16 +995,7 @@ def train_paper_mode(
     dt = resolve_dtype(dtype)
     xa = _inputs(spec, x, "x")
     n = xa.shape[0]
-    if omega_init is not None:
-        om0 = _check_omega(omega_init, spec.depth, name="omega_init")
-        d = om0.shape[0]
-        ya = _targets(y, n, d)
-    else:
-        if n_classes is not None:
-            n_classes = check_positive_int(n_classes, "n_classes")
-        ya = _targets(y, n, n_classes)
-        d = ya.shape[1]
-        om0 = np.full((d, spec.depth), 1.0 / spec.depth)
+    om0, d, ya = _paper_targets(spec, y, n, omega_init, n_classes)
     steps = check_positive_int(steps, "steps")
     log_every = _default_log_every(steps) if log_every is None else log_every
     log_every = check_positive_int(log_every, "log_every")
@@ -970,36 +1019,9 @@ def train_paper_mode(
     heads0 = jax.jit(heads)(params0, xj) if centered else None
     w0 = jnp.sqrt(jnp.asarray(om0, dt))
 
-    def step_fn(state, s, xj, yj, heads0, params0, k_batch):
-        params, w, st_theta, st_w = state
-        xb, yb, h0b = _select_batch(xj, yj, heads0, k_batch, s, batch)
-
-        def data_term(p, w):
-            pred = _combine(w, model(p, params0, xb, h0b))
-            return jnp.mean(jnp.sum(jnp.square(pred - yb), axis=-1))
-
-        def theta_objective(p):
-            data = data_term(p, w)
-            pen = wd * _sq_dist(p, params0)
-            return data + pen, (data, pen)
-
-        (_, (data, pen)), g = jax.value_and_grad(theta_objective, has_aux=True)(params)
-        upd, st_theta = opt_theta.update(g, st_theta, params)
-        params = optax.apply_updates(params, upd)
-
-        def omega_step(args):
-            w, st_w = args
-            gw = jax.grad(lambda v: data_term(params, v) + wd_om * jnp.sum(v * v))(w)
-            upd, st_w = opt_w.update(gw, st_w, w)
-            w = optax.apply_updates(w, upd)
-            if project:
-                w = optax.projections.projection_non_negative(w)
-            return w, st_w
-
-        w, st_w = lax.cond(s % omega_every == 0, omega_step, lambda a: a, (w, st_w))
-        metrics = {"loss": data, "penalty": pen, "min_w": jnp.min(w), "w": w}
-        return (params, w, st_theta, st_w), metrics
-
+    step_fn = _paper_step(
+        model, opt_theta, opt_w, batch, wd, wd_om, omega_every, project
+    )
     state = (params0, w0, opt_theta.init(params0), opt_w.init(w0))
     args = (xj, yj, heads0, params0, k_batch)
     (params, w, _, _), ends, metrics, seconds, _ = _run(

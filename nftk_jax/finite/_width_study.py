@@ -173,6 +173,28 @@ def _check_ints(values: Any, name: str, minimum: int) -> np.ndarray:
     return np.array([check_positive_int(v, name, minimum=minimum) for v in vals])
 
 
+def _reference(spec, om, xa, xt, y, rho, learning_rate) -> tuple:
+    """Layer kernels, the Theorem-1 test predictions and the step size."""
+    theta = np.asarray(layerwise_kernels(spec, xa))
+    theta_x = np.asarray(layerwise_kernels(spec, xt, xa))
+    ref = np.asarray(krr_predict(theta_x, krr_fit(theta, y, om, ridge=rho).alpha, om))
+    if learning_rate is None:
+        lam = np.linalg.eigvalsh(np.asarray(combine_kernels(theta, om)))[:, -1].max()
+        lr = 0.5 * xa.shape[0] / (float(lam) + rho)
+    else:
+        lr = check_positive_float(learning_rate, "learning_rate")
+    return theta, theta_x, ref, lr
+
+
+def _report_run(width, seed, pred_gap, ntk_gap, res) -> None:
+    print(
+        f"width {width:>6d} seed {seed}: pred_gap {pred_gap:.4f} "
+        f"ntk_gap {ntk_gap:.4f} "
+        f"({res.train_seconds:.1f} s, {res.examples_per_second:.0f} ex/s)",
+        file=sys.stderr,
+    )
+
+
 def compare_widths(
     spec: MLP,
     omega: Any,
@@ -252,14 +274,7 @@ def compare_widths(
     yt, _ = encode_targets(y_test, xt.shape[0], n_classes=d, name="y_test")
     labels = np.argmax(yt, axis=1) if labelled else None
 
-    theta = np.asarray(layerwise_kernels(spec, xa))
-    theta_x = np.asarray(layerwise_kernels(spec, xt, xa))
-    ref = np.asarray(krr_predict(theta_x, krr_fit(theta, y, om, ridge=rho).alpha, om))
-    if learning_rate is None:
-        lam = np.linalg.eigvalsh(np.asarray(combine_kernels(theta, om)))[:, -1].max()
-        lr = 0.5 * n / (float(lam) + rho)
-    else:
-        lr = check_positive_float(learning_rate, "learning_rate")
+    theta, theta_x, ref, lr = _reference(spec, om, xa, xt, y, rho, learning_rate)
     probe = xa[:_NTK_PROBE]
     k_probe = np.asarray(combine_kernels(theta[:, :_NTK_PROBE, :_NTK_PROBE], om))
 
@@ -274,19 +289,10 @@ def compare_widths(
         spec_w = dataclasses.replace(spec, width=int(width))
         for j, seed in enumerate(seeds_a):
             res = train_network(
-                spec_w,
-                xa,
-                y,
-                omega=om,
-                steps=steps,
-                learning_rate=lr,
-                ridge=rho,
-                batch_size=batch_size,
-                centered=centered,
-                init=init,
-                seed=int(seed),
+                spec_w, xa, y, omega=om, steps=steps, learning_rate=lr, ridge=rho,
+                batch_size=batch_size, centered=centered, init=init, seed=int(seed),
                 progress=f"width {width} seed {seed}" if progress else False,
-            )
+            )  # fmt: skip
             pred = np.asarray(res.predict(xt), np.float64)
             k_emp = combined_empirical_ntk(
                 spec_w, res.params0, probe, None, om, init=init
@@ -295,12 +301,7 @@ def compare_widths(
             ntk_gap[i, j] = _rel(k_emp, k_probe)
             acc[i, j] = accuracy(pred)
             if progress:
-                print(
-                    f"width {width:>6d} seed {seed}: pred_gap {pred_gap[i, j]:.4f} "
-                    f"ntk_gap {ntk_gap[i, j]:.4f} "
-                    f"({res.train_seconds:.1f} s, {res.examples_per_second:.0f} ex/s)",
-                    file=sys.stderr,
-                )
+                _report_run(width, seed, pred_gap[i, j], ntk_gap[i, j], res)
     opt_gap = math.nan
     if batch_size is None and centered:
         opt_gap = gradient_descent_gap(

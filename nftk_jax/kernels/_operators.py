@@ -512,6 +512,61 @@ def _readinto(f, buf: np.ndarray, offset: int, path: Path) -> None:
         done += got
 
 
+def _store_meta(spec, a1, a2, store_dt, comp_dt, panel_rows) -> dict:
+    """The metadata of a kernel store: its problem (spec, inputs) and its layout."""
+    L, n1 = spec.depth, len(a1)
+    n2 = n1 if a2 is None else len(a2)
+    meta = {
+        "format": _STORE_FORMAT,
+        "version": _STORE_VERSION,
+        "shape": [L, n1, n2],
+        "dtype": store_dt.name,
+        "compute_dtype": comp_dt.name,
+        "square": a2 is None,
+        "panel_rows": panel_rows,
+        "spec": repr(spec),
+        "spec_digest": _spec_digest(spec),
+        "x1_digest": _input_digest(a1),
+        "x2_digest": _input_digest(a2),
+        "diagonal_offset": None,
+        "file_bytes": L * n1 * n2 * store_dt.itemsize,
+    }
+    if a2 is None:  # the (L, n) diagonal follows the panels
+        meta["diagonal_offset"] = meta["file_bytes"]
+        meta["file_bytes"] += L * n1 * store_dt.itemsize
+    return meta
+
+
+def _write_panels(
+    dest, plan, spec, shape, square, panel_rows, row_block, store_dt, comp_dt, progress
+) -> None:
+    """Compute the kernels panel by panel into ``dest`` (then the diagonal)."""
+    L, n1, n2 = shape
+    panel = np.empty((L, panel_rows, n2), store_dt)
+    diag = np.empty((L, n1), store_dt) if square else None
+    n_panels = -(-n1 // panel_rows)
+    bar = _progress(n_panels, progress, "kernel panels")
+    with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+        for p0 in range(0, n1, panel_rows):
+            nr = min(panel_rows, n1 - p0)
+            sub = _row_slice(plan, p0, p0 + nr, row_block)
+            for i0, j0 in _tile_grid(sub, symmetric=False):
+                rows, cols, tile = _compute_tile(sub, i0, j0)
+                _check_finite(tile, spec, comp_dt)
+                panel[:, rows, cols] = np.asarray(tile[0])
+            block = panel[:, :nr]
+            f.write(memoryview(np.ascontiguousarray(block)).cast("B"))
+            if diag is not None:
+                i = np.arange(nr)
+                diag[:, p0 : p0 + nr] = block[:, i, p0 + i]
+            if bar is not None:
+                bar.update()
+        if diag is not None:
+            f.write(memoryview(diag).cast("B"))
+    if bar is not None:
+        bar.close()
+
+
 class DiskLayerOperator(LayerOperator):
     r"""Layer operator over kernels computed once and stored on disk.
 
@@ -639,24 +694,7 @@ class DiskLayerOperator(LayerOperator):
             )
         panel_rows = min(n1, budget // row_bytes)
         dest = Path(path)
-        meta = {
-            "format": _STORE_FORMAT,
-            "version": _STORE_VERSION,
-            "shape": [L, n1, n2],
-            "dtype": store_dt.name,
-            "compute_dtype": comp_dt.name,
-            "square": a2 is None,
-            "panel_rows": panel_rows,
-            "spec": repr(spec),
-            "spec_digest": _spec_digest(spec),
-            "x1_digest": _input_digest(a1),
-            "x2_digest": _input_digest(a2),
-            "diagonal_offset": None,
-            "file_bytes": L * n1 * n2 * store_dt.itemsize,
-        }
-        if a2 is None:  # the (L, n) diagonal follows the panels
-            meta["diagonal_offset"] = meta["file_bytes"]
-            meta["file_bytes"] += L * n1 * store_dt.itemsize
+        meta = _store_meta(spec, a1, a2, store_dt, comp_dt, panel_rows)
         if dest.exists() or _meta_path(dest).exists():
             try:
                 found = _read_meta(dest)
@@ -687,31 +725,10 @@ class DiskLayerOperator(LayerOperator):
         n_dev = 1 if devs is None else len(devs)
         # Tiles of a panel: at most the budgeted tile height, at most the panel.
         row_block = min(plan.row_block, -(-panel_rows // n_dev) * n_dev)
-        panel = np.empty((L, panel_rows, n2), store_dt)
-        diag = np.empty((L, n1), store_dt) if a2 is None else None
         # A store that is about to be replaced is no longer complete.
         _meta_path(dest).unlink(missing_ok=True)
-        n_panels = -(-n1 // panel_rows)
-        bar = _progress(n_panels, progress, "kernel panels")
-        with atomic_path(dest) as tmp, open(tmp, "wb") as f:
-            for p0 in range(0, n1, panel_rows):
-                nr = min(panel_rows, n1 - p0)
-                sub = _row_slice(plan, p0, p0 + nr, row_block)
-                for i0, j0 in _tile_grid(sub, symmetric=False):
-                    rows, cols, tile = _compute_tile(sub, i0, j0)
-                    _check_finite(tile, spec, comp_dt)
-                    panel[:, rows, cols] = np.asarray(tile[0])
-                block = panel[:, :nr]
-                f.write(memoryview(np.ascontiguousarray(block)).cast("B"))
-                if diag is not None:
-                    i = np.arange(nr)
-                    diag[:, p0 : p0 + nr] = block[:, i, p0 + i]
-                if bar is not None:
-                    bar.update()
-            if diag is not None:
-                f.write(memoryview(diag).cast("B"))
-        if bar is not None:
-            bar.close()
+        _write_panels(dest, plan, spec, (L, n1, n2), a2 is None, panel_rows,
+                      row_block, store_dt, comp_dt, progress)  # fmt: skip
         write_json(_meta_path(dest), meta)
         return cls(dest, meta)
 
