@@ -107,6 +107,34 @@ def _activations() -> str:
     return ", ".join(ACTIVATION_NAMES)
 
 
+# -- option kinds ------------------------------------------------------------------
+def _add_count(g, flag: str, default: int | None, help_text: str) -> None:
+    """A positive-integer option."""
+    g.add_argument(flag, type=_positive_int, default=default, help=help_text)
+
+
+def _add_path(g, flag: str, help_text: str, default: Path | None = None) -> None:
+    """A path option."""
+    g.add_argument(flag, type=Path, default=default, help=help_text)
+
+
+def _add_flag(g, flag: str, help_text: str) -> None:
+    """An on/off option, off by default."""
+    g.add_argument(flag, action="store_true", help=help_text)
+
+
+def _add_split_sizes(g, defaults: tuple, notes: tuple[str, str]) -> None:
+    """``--n-train`` and ``--n-test``; ``notes``: what their help gives as default."""
+    for which, default, note in zip(("train", "test"), defaults, notes, strict=True):
+        noun = "training" if which == "train" else "test"
+        _add_count(
+            g,
+            f"--n-{which}",
+            default,
+            f"{noun} examples, from the start of the split (default: {note})",
+        )
+
+
 # -- shared option groups ----------------------------------------------------------
 _RIDGE_HELP = {
     "fit": "KRR ridge lambda, absolute, added to the trace-normalised kernels (mean "
@@ -139,29 +167,19 @@ def _add_data_args(p: argparse.ArgumentParser, command: str) -> None:
         "shipped with aeon, e.g. ucr:GunPoint (the timeseries extra; sequences for "
         "--arch rnn, resampled to the median length for mlp) (default: %(default)s)",
     )
-    g.add_argument(
+    _add_path(
+        g,
         "--data-dir",
-        type=Path,
-        default=None,
-        help="prepared tensorflow-datasets directory, or IDX directory (default: "
+        "prepared tensorflow-datasets directory, or IDX directory (default: "
         "$TFDS_DATA_DIR for tensorflow-datasets)",
     )
-    n_train, n_test = defaults["n_train"], defaults["n_test"]
-    if n_train is None:
-        n_train = "4000 for mnist5k, the whole training split otherwise"
-        n_test = "1000 for mnist5k, the whole test split otherwise"
-    g.add_argument(
-        "--n-train",
-        type=_positive_int,
-        default=None,
-        help=f"training examples, from the start of the split (default: {n_train})",
-    )
-    g.add_argument(
-        "--n-test",
-        type=_positive_int,
-        default=None,
-        help=f"test examples, from the start of the split (default: {n_test})",
-    )
+    notes = (defaults["n_train"], defaults["n_test"])
+    if notes[0] is None:
+        notes = (
+            "4000 for mnist5k, the whole training split otherwise",
+            "1000 for mnist5k, the whole test split otherwise",
+        )
+    _add_split_sizes(g, (None, None), notes)
     g.add_argument(
         "--seed",
         type=int,
@@ -213,20 +231,16 @@ def _add_model_args(p: argparse.ArgumentParser, command: str) -> None:
         "(default: %(default)s)",
     )
     g.add_argument("--ridge", type=_ridge, default=None, help=_RIDGE_HELP[command])
-    g.add_argument(
-        "--float32",
-        action="store_true",
-        help="compute in float32 (default: float64)",
-    )
+    _add_flag(g, "--float32", "compute in float32 (default: float64)")
 
 
 def _add_out_args(p: argparse.ArgumentParser, command: str) -> None:
     g = p.add_argument_group("output")
-    g.add_argument(
+    _add_path(
+        g,
         "--out",
-        type=Path,
-        default=Path("runs"),
-        help="parent directory of run directories (default: %(default)s)",
+        "parent directory of run directories (default: %(default)s)",
+        Path("runs"),
     )
     pattern = {
         "fit": "fit-<dataset>-L<depth>",
@@ -242,22 +256,37 @@ def _add_out_args(p: argparse.ArgumentParser, command: str) -> None:
         if command in ("fit", "reproduce")
         else "by default a directory holding another run is refused"
     )
-    g.add_argument(
+    _add_flag(
+        g,
         "--overwrite",
-        action="store_true",
-        help=f"delete an earlier run in the run directory and start afresh; {resume}",
+        f"delete an earlier run in the run directory and start afresh; {resume}",
     )
-    g.add_argument(
+    _add_flag(
+        g,
         "--no-progress",
-        action="store_true",
-        help="hide progress bars (stage lines and the summary are still printed)",
+        "hide progress bars (stage lines and the summary are still printed)",
     )
 
 
 # -- commands ----------------------------------------------------------------------
+def _add_pipeline_command(
+    sub, command: str, add_own, **texts
+) -> argparse.ArgumentParser:
+    """A subcommand with the data and model options, then its own (``add_own``),
+    then the output options; ``texts``: its ``help`` and ``description``."""
+    p = sub.add_parser(command, **texts)
+    _add_data_args(p, command)
+    _add_model_args(p, command)
+    add_own(p)
+    _add_out_args(p, command)
+    return p
+
+
 def _add_fit(sub) -> None:
-    fit = sub.add_parser(
+    fit = _add_pipeline_command(
+        sub,
         "fit",
+        _add_omega_args,
         help="infinite-width NFT-K with a learned Omega",
         description="Fit infinite-width NFT-K: layerwise NTKs, Theorem-1 kernel ridge "
         "regression, and Omega learned by projected gradient. Prints test accuracy "
@@ -265,10 +294,6 @@ def _add_fit(sub) -> None:
         "the uniform mix, with bootstrap intervals and McNemar tests (the depth best "
         "on the test set only as a labelled oracle), and the time of every stage.",
     )
-    _add_data_args(fit, "fit")
-    _add_model_args(fit, "fit")
-    _add_omega_args(fit)
-    _add_out_args(fit, "fit")
     add_scalable_args(fit)
 
 
@@ -297,11 +322,11 @@ def _add_omega_args(fit: argparse.ArgumentParser) -> None:
         help="feasible set for each class's Omega row; simplex gives "
         "exact zeros (default: %(default)s)",
     )
-    g.add_argument(
+    _add_count(
+        g,
         "--steps",
-        type=_positive_int,
-        default=100,
-        help="maximum Omega steps; the learner usually stops earlier, see --tol "
+        100,
+        "maximum Omega steps; the learner usually stops earlier, see --tol "
         "(default: %(default)s)",
     )
     g.add_argument(
@@ -335,30 +360,33 @@ def _add_omega_args(fit: argparse.ArgumentParser) -> None:
         help="share of the training set held out (stratified, seeded) to learn "
         "Omega with val_mse (default: %(default)s)",
     )
-    g.add_argument(
+    _add_count(
+        g,
         "--resamples",
-        type=_positive_int,
-        default=1,
-        help="learn Omega on K seeded validation splits (same kernels): per-entry "
+        1,
+        "learn Omega on K seeded validation splits (same kernels): per-entry "
         "mean, interval and selection frequency, rank correlation between runs, "
         "and accuracies averaged over splits (default: %(default)s)",
     )
-    g.add_argument(
+    _add_flag(
+        g,
         "--bootstrap",
-        action="store_true",
-        help="with --resamples > 1, also resample each fitting part with replacement",
+        "with --resamples > 1, also resample each fitting part with replacement",
     )
 
 
 def _add_compare(sub) -> None:
-    cmp_ = sub.add_parser(
+    _add_pipeline_command(
+        sub,
         "compare",
+        _add_width_study_args,
         help="finite- vs infinite-width networks across widths",
         description="Train the finite NFT-K network at several widths and compare its "
         "test predictions with the infinite-width Theorem-1 predictions.",
     )
-    _add_data_args(cmp_, "compare")
-    _add_model_args(cmp_, "compare")
+
+
+def _add_width_study_args(cmp_: argparse.ArgumentParser) -> None:
     g = cmp_.add_argument_group("width study")
     g.add_argument(
         "--widths",
@@ -374,60 +402,51 @@ def _add_compare(sub) -> None:
         default=[0],
         help="network initialisation seeds (default: 0)",
     )
-    g.add_argument(
+    _add_count(
+        g,
         "--train-steps",
-        type=_positive_int,
-        default=500,
-        help="full-batch gradient steps per network (default: %(default)s)",
+        500,
+        "full-batch gradient steps per network (default: %(default)s)",
     )
-    g.add_argument(
+    _add_path(
+        g,
         "--omega",
-        type=Path,
-        default=None,
-        help="Omega on the raw kernels: omega_raw.npy of a fit run, or the run "
+        "Omega on the raw kernels: omega_raw.npy of a fit run, or the run "
         "directory (default: uniform 1/L)",
     )
-    _add_out_args(cmp_, "compare")
 
 
 def _add_interpret(sub) -> None:
-    itp = sub.add_parser(
+    _add_pipeline_command(
+        sub,
         "interpret",
+        _add_paper_mode_args,
         help="finite-width (paper-mode) Omega vs the kernel-learned Omega",
         description="Train the finite NFT-K network in the paper's alternating mode "
         "(theta and Omega) and compare its Omega with the Omega learned on the "
         "infinite-width kernels: Spearman rank correlation per class, same top layer, "
         "and a side-by-side figure.",
     )
-    _add_data_args(itp, "interpret")
-    _add_model_args(itp, "interpret")
+
+
+def _add_paper_mode_args(itp: argparse.ArgumentParser) -> None:
     g = itp.add_argument_group("finite network and Omega")
-    g.add_argument(
-        "--width",
-        type=_positive_int,
-        default=256,
-        help="hidden width (default: %(default)s)",
+    _add_count(g, "--width", 256, "hidden width (default: %(default)s)")
+    _add_count(
+        g, "--train-steps", 2000, "paper-mode mini-batch steps (default: %(default)s)"
     )
-    g.add_argument(
-        "--train-steps",
-        type=_positive_int,
-        default=2000,
-        help="paper-mode mini-batch steps (default: %(default)s)",
-    )
-    g.add_argument(
+    _add_count(
+        g,
         "--steps",
-        type=_positive_int,
-        default=100,
-        help="maximum Omega steps of the kernel learner (default: %(default)s)",
+        100,
+        "maximum Omega steps of the kernel learner (default: %(default)s)",
     )
-    g.add_argument(
+    _add_path(
+        g,
         "--omega",
-        type=Path,
-        default=None,
-        help="kernel-learned Omega on the raw kernels: omega_raw.npy of a fit run, "
+        "kernel-learned Omega on the raw kernels: omega_raw.npy of a fit run, "
         "or the run directory (default: learn it here)",
     )
-    _add_out_args(itp, "interpret")
 
 
 def _add_figures(sub) -> None:
@@ -455,37 +474,27 @@ def _add_reproduce(sub) -> None:
         "tensorflow-datasets imdb_reviews with GPT-2 token-embedding features, "
         "L = 5 and 10",
     )
-    rep.add_argument(
+    _add_path(
+        rep,
         "--data-dir",
-        type=Path,
-        default=None,
-        help="prepared tensorflow-datasets directory (default: $TFDS_DATA_DIR)",
+        "prepared tensorflow-datasets directory (default: $TFDS_DATA_DIR)",
     )
-    rep.add_argument(
+    _add_path(
+        rep,
         "--gpt2-dir",
-        type=Path,
-        default=None,
-        help="local directory with GPT-2's tokenizer.json and model.safetensors "
+        "local directory with GPT-2's tokenizer.json and model.safetensors "
         "(needed for imdb)",
     )
-    rep.add_argument(
-        "--n-train",
-        type=_positive_int,
-        default=5000,
-        help="training examples, from the start of the split (default: %(default)s; "
-        "see docs/reproduce.md for the memory this needs)",
+    _add_split_sizes(
+        rep,
+        (5000, 2000),
+        (
+            "%(default)s; see docs/reproduce.md for the memory this needs",
+            "%(default)s",
+        ),
     )
-    rep.add_argument(
-        "--n-test",
-        type=_positive_int,
-        default=2000,
-        help="test examples, from the start of the split (default: %(default)s)",
-    )
-    rep.add_argument(
-        "--steps",
-        type=_positive_int,
-        default=100,
-        help="maximum Omega steps per depth (default: %(default)s)",
+    _add_count(
+        rep, "--steps", 100, "maximum Omega steps per depth (default: %(default)s)"
     )
     _add_out_args(rep, "reproduce")
 
