@@ -22,6 +22,7 @@ from ._io import (
     write_json,
     write_npy,
 )
+from ._progress import progress_bar
 from ._validation import (
     check_inputs,
     check_positive_float,
@@ -45,6 +46,7 @@ __all__ = [
     "jsonable",
     "load_checkpoint",
     "problem_digest",
+    "progress_bar",
     "resolve_dtype",
     "save_checkpoint",
     "write_json",

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import write_json, write_npy
+from ..core import progress_bar, write_json, write_npy
 from ._run_ridge import choose_ridge as _choose_ridge
 
 __all__ = ["peak_rss_gib", "run_stages"]
@@ -45,11 +45,7 @@ def peak_rss_gib() -> float:
 
 
 def _bar(total: int, desc: str, enabled: bool, unit: str = "it"):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit)
+    return progress_bar(total, desc, enabled=enabled, unit=unit)
 
 
 def _splits(y_tr: np.ndarray, config: dict) -> tuple:

@@ -36,6 +36,7 @@ from ..core import (
     NFTKTypeError,
     check_positive_float,
     check_positive_int,
+    progress_bar,
     resolve_dtype,
 )
 from ..linalg import check_omega
@@ -556,12 +557,7 @@ def _run(
     compile_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     outs, start = [], 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        label = progress if isinstance(progress, str) else "training"
-        bar = tqdm(total=steps, desc=label, unit="step", leave=False)
+    bar = progress_bar(steps, "training", enabled=progress, unit="step", leave=False)
     for ln in lengths:
         state, metrics = compiled[ln](state, np.int32(start), args)
         start += ln

@@ -26,6 +26,7 @@ from ..core import (
     NFTKTypeError,
     check_inputs,
     check_positive_int,
+    progress_bar,
     resolve_dtype,
 )
 from ..model import MLP, RNN, as_packed, packed_shape
@@ -380,13 +381,7 @@ def _scale(spec: MLP | RNN) -> float:
 
 
 def _progress(total: int, enabled: bool | str, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    if isinstance(enabled, str):
-        desc = enabled
-    return tqdm(total=total, desc=desc, unit="tile")
+    return progress_bar(total, desc, enabled=enabled, unit="tile")
 
 
 def layerwise_kernels(

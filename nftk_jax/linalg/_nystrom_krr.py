@@ -27,7 +27,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import blas
 
-from ..core import NFTKInputError
+from ..core import NFTKInputError, progress_bar
 from ..kernels import layerwise_kernels
 from ..model import MLP
 
@@ -183,11 +183,7 @@ def accumulate_normal_equations(
 
 
 def _bar(total: int, initial: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="row")
+    return progress_bar(total, desc, enabled=enabled, unit="row", initial=initial)
 
 
 def solve_normal_equations(

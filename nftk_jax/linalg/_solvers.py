@@ -35,6 +35,7 @@ from ..core import (
     check_inputs,
     check_positive_float,
     check_positive_int,
+    progress_bar,
     resolve_dtype,
 )
 from ..kernels import is_layer_operator as _is_operator
@@ -742,11 +743,7 @@ def _solve_cg_operator(
         return jnp.asarray(apply(r), dt)
 
     state, bnorm = _cg_init(ax0, b, xs, tol_a, precondition)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=iters, desc="CG", unit="it")
+    bar = progress_bar(iters, "CG", enabled=progress)
     while int(state.k) < iters and bool(jnp.any(state.active)):
         x, r, rel, step, broken = _cg_advance_jit(state, matvec(state.p), bnorm)
         if _true_residual_due(int(state.k)):

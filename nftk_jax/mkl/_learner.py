@@ -29,7 +29,7 @@ import jax
 import numpy as np
 import optax
 
-from ..core import NFTKInputError, check_positive_int
+from ..core import NFTKInputError, check_positive_int, progress_bar
 from ._evaluator import Objective
 from ._history import Checkpoint, History, LoopState
 from ._options import LearnerOptions, learner_options
@@ -285,12 +285,10 @@ def _run(state, history, obj, options, ckpt, every, bar, callback) -> LoopState:
 
 
 def _progress_bar(steps: int, initial: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(  # no ETA: the learner usually stops long before `steps`
-        total=steps,
+    return progress_bar(  # no ETA: the learner usually stops long before `steps`
+        steps,
+        f"Omega steps (at most {steps})",
         initial=initial,
-        desc=f"Omega steps (at most {steps})",
         bar_format="{desc}: {n_fmt} [{elapsed}, {rate_fmt}{postfix}]",
     )
 

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core import NFTKInputError
+from ..core import NFTKInputError, progress_bar
 from ._ridge import RidgeGridEdgeWarning, grid_edge, select_ridge_for_labels
 
 __all__ = ["SpecSelection", "select_spec"]
@@ -108,11 +108,9 @@ def select_spec(
     labels = np.asarray(y)
     is_labels = labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer)
     scores, ridges, accs, edges = [], [], [], []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(candidates), desc="candidate specs", unit="spec")
+    bar = progress_bar(
+        len(candidates), "candidate specs", enabled=progress, unit="spec"
+    )
     for spec in candidates:
         theta = np.asarray(
             layerwise_kernels(spec, x, memory_budget=memory_budget, dtype=dtype)

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core import NFTKInputError
+from ..core import NFTKInputError, progress_bar
 from ._fit import validation_split
 from ._learner import fit_mkl_kernels
 
@@ -280,8 +280,4 @@ def summarise_omegas(
 
 
 def _bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="Omega resamples", unit="fit")
+    return progress_bar(total, "Omega resamples", enabled=enabled, unit="fit")
