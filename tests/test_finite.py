@@ -261,7 +261,8 @@ def test_xavier_normal_init():
         ({"omega": np.ones((2, 3))}, "omega"),
         (
             {"y": np.zeros((7, 2))},
-            r"^y has 7 rows but x has 10",
+            r"^y must have one entry per example: expected length 10, got shape "
+            r"\(7, 2\)",
         ),
         ({"batch_size": 11}, "batch_size"),
         ({"ridge": 1.0, "weight_decay": 0.1}, "ridge"),
@@ -285,7 +286,7 @@ def test_train_network_rejects_bad_inputs(kwargs, name):
 
 
 def test_paper_mode_rejects_bad_inputs():
-    x, y = random_inputs(10, 3), np.zeros(10, dtype=np.int64)
+    x, y = random_inputs(10, 3), np.arange(10) % 2
     spec = MLP(depth=2, width=4)
     with pytest.raises(ValueError, match="omega_init"):
         train_paper_mode(spec, x, y, steps=1, omega_init=-np.ones((1, 2)))

@@ -39,7 +39,7 @@ from ..core import (
     progress_bar,
     resolve_dtype,
 )
-from ..linalg import check_omega
+from ..linalg import check_omega, encode_targets
 from ..model import MLP, RNN, check_spec_inputs, input_features, nt
 from ._rnn_network import rnn_heads, rnn_init
 
@@ -100,40 +100,10 @@ def _check_omega(
     )
 
 
-def _targets(y: Any, n: int, n_classes: int | None, name: str = "y") -> np.ndarray:
-    """Integer labels ``(n,)`` -> one-hot ``(n, d)``; real ``(n, d)`` targets as is."""
-    arr = np.asarray(y)
-    if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
-        if arr.shape[0] != n:
-            raise NFTKInputError(
-                f"{name} has {arr.shape[0]} labels but x has {n} rows."
-            )
-        if arr.min() < 0:
-            raise NFTKInputError(
-                f"{name} has negative labels; labels are class indices."
-            )
-        d = int(arr.max()) + 1 if n_classes is None else n_classes
-        if arr.max() >= d:
-            raise NFTKInputError(
-                f"{name} has label {int(arr.max())} but there are only {d} classes "
-                "(rows of omega / n_classes)."
-            )
-        return np.eye(d, dtype=np.float64)[arr]
-    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
-        raise NFTKInputError(
-            f"{name} must be integer labels (n,) or real targets (n, d), got shape "
-            f"{arr.shape} and dtype {arr.dtype}."
-        )
-    if arr.shape[0] != n:
-        raise NFTKInputError(f"{name} has {arr.shape[0]} rows but x has {n}.")
-    if n_classes is not None and arr.shape[1] != n_classes:
-        raise NFTKInputError(
-            f"{name} has {arr.shape[1]} columns but omega has {n_classes} rows; they "
-            "must agree (one row of omega per output)."
-        )
-    if not np.all(np.isfinite(arr)):
-        raise NFTKInputError(f"{name} contains NaN or infinite entries.")
-    return arr.astype(np.float64)
+def _targets(y: Any, n: int, n_classes: int | None) -> np.ndarray:
+    """Integer labels ``(n,)`` -> one-hot ``(n, d)`` (not centred: the network's
+    outputs start at the one-hot scale); real ``(n, d)`` targets as given."""
+    return encode_targets(y, n, n_classes=n_classes, center=False)[0]
 
 
 # --------------------------------------------------------------------------------------
