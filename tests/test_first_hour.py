@@ -270,7 +270,7 @@ def test_labelled_bars_and_a_time_line_that_adds_up(tmp_path, capsys):
     assert "[nftk] evaluating: test predictions of the learned Omega," in cap.err
     metrics = json.loads((tmp_path / "p" / "metrics.json").read_text())
     n, reason = metrics["n_steps"], metrics["stop_reason"]
-    assert f"Omega steps ({reason}): {n} [" in cap.err.split("\r")[-1]
+    assert f"Omega steps ({reason}): {n} [" in cap.err  # its closing state
     line = next(s for s in cap.out.splitlines() if s.startswith("time"))
     total = float(re.search(r"([\d.]+) s total", line).group(1))
     parts = [float(v) for v in re.findall(r" ([\d.]+) s(?:,|$)", line)]

@@ -1,6 +1,7 @@
 """core layer (see docs/architecture.md): validation, io, checkpoint files and the
 package's input-error classes, which every other folder imports from here."""
 
+from ._buffers import aligned_empty, take_blocks
 from ._checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -36,6 +37,7 @@ __all__ = [
     "NFTKFileNotFoundError",
     "NFTKInputError",
     "NFTKTypeError",
+    "aligned_empty",
     "atomic_path",
     "check_inputs",
     "check_positive_float",
@@ -49,6 +51,7 @@ __all__ = [
     "progress_bar",
     "resolve_dtype",
     "save_checkpoint",
+    "take_blocks",
     "write_json",
     "write_npy",
 ]

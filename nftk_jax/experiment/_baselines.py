@@ -117,6 +117,7 @@ def select_depth_on_validation(
     """``(depth index, validation accuracies (L,))`` of the stand-alone layer NTKs."""
     from ..linalg import encode_targets
 
+    theta = np.asarray(theta)  # numpy's fancy indexing (a JAX array: a view)
     L = theta.shape[0]
     d = int(y.max()) + 1
     Y, _ = encode_targets(y, len(y), n_classes=d)
@@ -183,10 +184,10 @@ def reference_baselines(
     L, d = theta_tr.shape[0], int(n_classes)
     Y, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
     tick = on_fit or (lambda: None)
-    single = []
-    for l in range(L):
+    single, one = [], np.ones((d, 1))
+    for l in range(L):  # one layer's kernels, not a one-hot mix of all L
         single.append(
-            _test_correct(theta_tr, theta_te, Y, y_te, np.eye(L)[[l] * d], ridge)
+            _test_correct(theta_tr[l : l + 1], theta_te[l : l + 1], Y, y_te, one, ridge)
         )
         tick()
     uniform = _test_correct(

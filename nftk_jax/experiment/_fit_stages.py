@@ -1,9 +1,11 @@
 r"""The stages of one ``nftk fit`` run (:func:`~nftk_jax.experiment._run_fit.run_fit`).
 
-Kernels, ridge, baselines (cached in ``baselines.json``), Omega learning (the main
-split with its checkpoint, then ``K - 1`` further splits), evaluation against the
-baselines, files and figures; each stage is timed and the peak resident memory
-after it recorded.
+Training kernels, ridge, Omega learning (the main split with its checkpoint, then
+``K - 1`` further splits), test kernels (after Omega learning, which does not need
+them, so that they do not add to its peak memory), baselines (cached in
+``baselines.json``), evaluation against the baselines, files and figures; each
+stage is timed (``kernels_s`` counts both kernels) and the peak resident memory
+after it recorded (cumulative, ``VmHWM``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import progress_bar, write_json, write_npy
+from ..core import progress_bar, take_blocks, write_json, write_npy
 from ._run_ridge import choose_ridge as _choose_ridge
 
 __all__ = ["peak_rss_gib", "run_stages"]
@@ -42,6 +44,24 @@ def peak_rss_gib() -> float:
         return float("nan")
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kib / 2**20  # Linux and BSD report KiB
+
+
+def release_free_memory() -> None:
+    """Return the C heap's free memory to the system (glibc's ``malloc_trim``).
+
+    XLA's CPU buffers of a few MiB (kernel tiles, solver temporaries) come from
+    the C heap, whose freed pages stay resident until trimmed; each stage would
+    otherwise start from the previous stage's high-water mark. A no-op where
+    glibc is not the C library.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc
+        pass
 
 
 def _bar(total: int, desc: str, enabled: bool, unit: str = "it"):
@@ -85,28 +105,41 @@ def _baselines(theta_tr, theta_te, y_tr, y_te, ridge, splits, d, progress) -> di
     return ref
 
 
-def _kernels(spec, x_tr, x_te, normalize, dtype, progress, log):
+def _train_kernels(spec, x_tr, n_test, normalize, dtype, progress, log):
+    """The training kernels (JAX, over an aligned host buffer) and their scales."""
+    import jax
+
     from ..kernels import layerwise_kernels
 
     L = spec.depth
-    log(f"layerwise NTKs: {L} layers, {len(x_tr)} train x {len(x_te)} test inputs")
-    tr_label = "train kernels" if progress else False
-    te_label = "test kernels" if progress else False
-    theta_tr = np.asarray(layerwise_kernels(spec, x_tr, dtype=dtype, progress=tr_label))
-    theta_te = np.asarray(
-        layerwise_kernels(spec, x_te, x_tr, dtype=dtype, progress=te_label)
-    )
-    scale = np.mean(np.diagonal(theta_tr, axis1=1, axis2=2), axis=1)
-    if normalize == "trace":  # in place: no second copy of the kernels
-        if not theta_tr.flags.writeable:
-            theta_tr = np.array(theta_tr)
-        if not theta_te.flags.writeable:
-            theta_te = np.array(theta_te)
+    log(f"layerwise NTKs: {L} layers, {len(x_tr)} train x {n_test} test inputs")
+    # A host buffer (no copy), scaled in place and taken by JAX as it is.
+    label = "train kernels" if progress else False
+    theta_tr = layerwise_kernels(spec, x_tr, dtype=dtype, progress=label, host=True)
+    release_free_memory()  # the tiles' working set
+    scale = np.ones(L)
+    if normalize == "trace":
+        scale = np.mean(np.diagonal(theta_tr, axis1=1, axis2=2), axis=1)
         theta_tr /= scale[:, None, None].astype(theta_tr.dtype)
-        theta_te /= scale[:, None, None].astype(theta_te.dtype)
-    else:
-        scale = np.ones(L)
-    return theta_tr, theta_te, scale
+    return jax.device_put(theta_tr), scale
+
+
+def _test_kernels(spec, x_te, x_tr, scale, dtype, progress):
+    """The test-versus-training kernels, scaled like the training kernels.
+
+    Computed after Omega learning, which does not need them: they would sit beside
+    the fit and validation slices at that stage's peak.
+    """
+    import jax
+
+    from ..kernels import layerwise_kernels
+
+    label = "test kernels" if progress else False
+    theta_te = layerwise_kernels(
+        spec, x_te, x_tr, dtype=dtype, progress=label, host=True
+    )
+    theta_te /= scale[:, None, None].astype(theta_te.dtype)
+    return jax.device_put(theta_te)
 
 
 def _learn_omega(theta_tr, y_tr, ridge_value, config, d, splits, ckpt, progress, log):
@@ -115,8 +148,8 @@ def _learn_omega(theta_tr, y_tr, ridge_value, config, d, splits, ckpt, progress,
     objective = config["objective"]
     if objective == "val_mse":
         fit_idx, val_idx = splits[0]
-        theta_fit = theta_tr[:, fit_idx][:, :, fit_idx]
-        theta_val = theta_tr[:, val_idx][:, :, fit_idx]
+        theta_fit = take_blocks(theta_tr, fit_idx, fit_idx)
+        theta_val = take_blocks(theta_tr, val_idx, fit_idx)
         y_fit, y_val = y_tr[fit_idx], y_tr[val_idx]
     else:
         theta_fit, theta_val, y_fit, y_val = theta_tr, None, y_tr, None
@@ -160,32 +193,32 @@ def _learn_resamples(theta_tr, y_tr, ridge_value, config, d, splits, progress, l
     return omegas
 
 
-def _ridge_and_baselines(theta_tr, theta_te, y_tr, y_te, ctx, lap) -> dict:
-    """The ridge and the baselines: from baselines.json when a run resumes."""
+def _ridge(theta_tr, y_tr, ctx) -> tuple[dict, dict | None]:
+    """The ridge, and the baselines when a resumed run cached them (baselines.json)."""
     from ..linalg import encode_targets
 
     cached = ctx["out"] / "baselines.json"
     if cached.is_file():
         base = json.loads(cached.read_text())
-        lap("ridge_s")
         info = base["ridge"]
         ctx["log"](f"ridge = {info['value']:.4g} ({info['rule']}; reused)")
-        lap("baselines_s")
-        return base
-    config, d = ctx["config"], ctx["d"]
-    y_enc, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
+        return info, base
+    y_enc, _ = encode_targets(y_tr, len(y_tr), n_classes=ctx["d"])
     info = _choose_ridge(
-        theta_tr, y_enc, config["ridge"], ctx["ridge_grid"], ctx["log"]
+        theta_tr, y_enc, ctx["config"]["ridge"], ctx["ridge_grid"], ctx["log"]
     )
-    lap("ridge_s")
     ctx["log"](f"ridge = {info['value']:.4g} ({info['rule']})")
+    return info, None
+
+
+def _reference(theta_tr, theta_te, y_tr, y_te, info, ctx) -> dict:
+    """The baselines, written to baselines.json (a resumed run reuses them)."""
     base = _baselines(
-        theta_tr, theta_te, y_tr, y_te, info["value"], ctx["splits"], d,
+        theta_tr, theta_te, y_tr, y_te, info["value"], ctx["splits"], ctx["d"],
         ctx["progress"],
     )  # fmt: skip
     base["ridge"] = info
-    write_json(cached, base)
-    lap("baselines_s")
+    write_json(ctx["out"] / "baselines.json", base)
     return base
 
 
@@ -222,26 +255,33 @@ def run_stages(spec, dataset, out, config, *, dtype, progress, log, ridge_grid):
     def lap(name: str) -> None:
         nonlocal clock
         now = time.perf_counter()
-        timings[name] = now - clock
+        timings[name] = timings.get(name, 0.0) + now - clock  # kernels: two laps
         clock = now
         peaks[name.removesuffix("_s")] = peak_rss_gib()
+        release_free_memory()
 
-    theta_tr, theta_te, scale = _kernels(
-        spec, np.asarray(dataset.x_train), np.asarray(dataset.x_test),
-        config["normalize"], dtype, progress, log,
-    )  # fmt: skip
+    x_tr, x_te = np.asarray(dataset.x_train), np.asarray(dataset.x_test)
+    theta_tr, scale = _train_kernels(
+        spec, x_tr, len(x_te), config["normalize"], dtype, progress, log
+    )
     lap("kernels_s")
     splits = _splits(y_tr, config)
     ctx = dict(out=out, config=config, d=d, splits=splits, ridge_grid=ridge_grid,
                progress=progress, log=log)  # fmt: skip
-    base = _ridge_and_baselines(theta_tr, theta_te, y_tr, y_te, ctx, lap)
-    ridge = base["ridge"]["value"]
+    info, base = _ridge(theta_tr, y_tr, ctx)
+    lap("ridge_s")
+    ridge = info["value"]
     result = _learn_omega(
         theta_tr, y_tr, ridge, config, d, splits, out / "checkpoint.npz", progress, log
     )
     omegas = [np.asarray(result.omega)]
     omegas += _learn_resamples(theta_tr, y_tr, ridge, config, d, splits, progress, log)
     lap("omega_learning_s")
+    theta_te = _test_kernels(spec, x_te, x_tr, scale, dtype, progress)
+    lap("kernels_s")
+    if base is None:
+        base = _reference(theta_tr, theta_te, y_tr, y_te, info, ctx)
+    lap("baselines_s")
     log(
         f"evaluating: test predictions of the learned Omega"
         f"{'s' if len(omegas) > 1 else ''}, bootstrap intervals, McNemar tests"

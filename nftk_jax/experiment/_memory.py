@@ -1,39 +1,34 @@
 r"""Peak memory of ``nftk fit`` (:func:`~nftk_jax.experiment._run_fit.run_fit`).
 
 The run holds the layer kernels :math:`\Theta_l(X, X)` (``L n^2`` floats) and
-:math:`\Theta_l(X_*, X)` (``L n m``) throughout; each stage adds its own arrays on
-top, and the peak resident memory is the process's fixed part (Python, JAX, XLA,
+:math:`\Theta_l(X_*, X)` (``L n m``) throughout, written tile by tile into 64-byte
+aligned host buffers that JAX takes without a copy (``jax.device_put``;
+:mod:`nftk_jax.core._buffers`); each stage adds its own arrays on top, and the
+peak resident memory is the process's fixed part (Python, JAX, XLA,
 neural-tangents, matplotlib: :data:`BASE_BYTES`) plus the largest stage, in floats
-of the kernel dtype. A JAX copy of a host array (``jnp.asarray`` of a numpy buffer
-that is not 64-byte aligned) raises the resident memory by twice the array: the
-allocator keeps the transfer's staging copy (measured with JAX 0.10 on CPU), so
-those copies count twice below.
+of the kernel dtype:
 
-* kernels: the tile buffer of the training kernels, its JAX copy and the
-  symmetrised copy ``layerwise_kernels`` returns (the trace normalisation then
-  copies it back to the host), ``3 L n^2``; the test kernels the same way beside
-  the training kernels, ``L n^2 + 3 L n m``; one tile's working set,
-  ``L n^2 + min(8 n^2, T)``;
-* baselines: the kernels, their JAX copy in the solve, the test kernels, one
-  shared kernel, its shifted copy and its factor, ``3 L n^2 + L n m + 3 n^2``;
-* Omega: the kernels, the fit and validation slices (``f L n^2``) and their JAX
-  copy (twice), and the solver's arrays: dense, per class a kernel, its shifted
-  copy and its factor, ``3 d (f n)^2``; CG, the copy of the layers the current
-  Omega uses (at most ``f^2 L n^2``) and the shared preconditioner's mean
-  kernel, factor and inverse, ``3 (f n)^2``;
+* kernels: both kernels and one tile's working set, ``L n^2 + L n m + min(8 n^2,
+  T)``;
+* baselines: the kernels, one layer's kernel (a single depth) or the uniform mix,
+  its shifted copy, its factor and the products' temporaries,
+  ``L n^2 + L n m + 6 n^2``;
+* Omega: the kernels, the fit and validation slices (``f L n^2``, aligned, taken
+  by the learner as they are) and the solver's arrays: dense, per class a
+  kernel, its shifted copy and its factor, ``3 d (f n)^2``; CG, the shared
+  preconditioner's mean kernel, factor and inverse, ``3 (f n)^2``;
 * evaluation: the refit on all ``n`` inputs with the learner's solver
-  (``result.solver``) and the test predictions: dense, the kernels, their JAX
-  copy, ``d`` kernels, shifted copies and factors and the test kernels' copy,
-  ``3 L n^2 + 3 d n^2 + 2 L n m``; CG, the kernels, their JAX copy (twice), the
-  used layers' copy and the preconditioner, ``4 L n^2 + 3 n^2 + L n m``;
+  (``result.solver``): the kernels and, dense, ``3 d n^2``; CG, ``3 n^2``;
 
 with ``f`` the share of the training set Omega is learned on (0.8), ``d`` classes,
 ``T`` the tile budget of :func:`~nftk_jax.layerwise_kernels` in floats. The
 learner factorises densely when its planner says so
 (:func:`~nftk_jax.linalg.plan_solver`: a fit split of at most 2000 examples whose
-factors fit in memory), and uses CG otherwise. For ``L = d`` the evaluation stage
-dominates: with CG (the default job, ``n = 4000``) about ``(4 L n^2 + L n m)``
-floats.
+factors fit in memory), and uses CG otherwise. With CG (the default job,
+``n = 4000``) the Omega stage dominates: about ``((1 + f) L n^2 + L n m)``
+floats. Freed C-heap memory is returned to the system after every stage
+(``malloc_trim``), so a stage starts from what it holds, not from the previous
+stage's high-water mark.
 
 :func:`fit_peak_bytes` is what ``nftk fit`` checks against the machine's memory
 before any work; ``benchmarks/RESULTS.md`` ("Memory of nftk fit") compares it with
@@ -87,30 +82,23 @@ def fit_stage_floats(
     Example:
         >>> s = fit_stage_floats(1000, 500, 10, 10)   # dense solves
         >>> max(s, key=s.get), s["evaluation"] / 1000**2
-        ('evaluation', 70.0)
+        ('evaluation', 45.0)
         >>> s = fit_stage_floats(4000, 1000, 10, 10)  # CG (fit split of 3200)
-        >>> max(s, key=s.get), s["evaluation"] / 4000**2
-        ('evaluation', 45.5)
+        >>> max(s, key=s.get), round(s["omega"] / 4000**2, 2)
+        ('omega', 22.42)
     """
     n, m, L, d = float(n), float(n_test), float(depth), float(n_classes)
     f = 1.0 - float(validation_fraction)
     tile = _TILE_BYTES / itemsize
     nf = f * n
-    kernels = max(
-        3 * L * n * n, L * n * n + 3 * L * n * m, L * n * n + min(8 * n * n, tile)
-    )
-    held = L * n * n + L * n * m  # the kernels every later stage holds
-    if _solver(round(nf), int(L), int(d)) == "dense":
-        omega = held + 3 * f * L * n * n + 3 * d * nf * nf
-        evaluation = 3 * L * n * n + 3 * d * n * n + 2 * L * n * m
-    else:
-        omega = held + (3 * f + f * f) * L * n * n + 3 * nf * nf
-        evaluation = 4 * L * n * n + 3 * n * n + L * n * m
+    held = L * n * n + L * n * m  # the kernels every stage holds
+    dense = _solver(round(nf), int(L), int(d)) == "dense"
+    per_class = d if dense else 1.0  # dense: d factors; CG: one preconditioner
     return {
-        "kernels": kernels,
-        "baselines": held + 2 * L * n * n + 3 * n * n,
-        "omega": omega,
-        "evaluation": evaluation,
+        "kernels": held + min(8 * n * n, tile),
+        "baselines": held + 6 * n * n,
+        "omega": held + f * L * n * n + 3 * per_class * nf * nf,
+        "evaluation": held + 3 * per_class * n * n,
     }
 
 
@@ -127,7 +115,7 @@ def fit_peak_bytes(
 
     Example:
         >>> round(fit_peak_bytes(4000, 1000, 10, 10) / 2**30, 2)   # default job
-        5.92
+        3.17
     """
     item = np.dtype(dtype).itemsize
     stages = fit_stage_floats(

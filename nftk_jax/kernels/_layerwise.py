@@ -24,6 +24,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from ..core import (
     NFTKInputError,
     NFTKTypeError,
+    aligned_empty,
     check_inputs,
     check_positive_int,
     progress_bar,
@@ -396,6 +397,7 @@ def layerwise_kernels(
     devices: Sequence | None | bool = None,
     engine: str = "auto",
     progress: bool | str = False,
+    host: bool = False,
 ) -> jax.Array | tuple[jax.Array, ...]:
     r"""Every layerwise kernel :math:`\Theta^{(1..L)}(x_1, x_2)` from one recursion.
 
@@ -416,6 +418,10 @@ def layerwise_kernels(
             ``'fast'`` or ``'stax'`` (neural-tangents' ``kernel_fn``).
         progress: show a progress bar over tiles; a string also labels it (e.g.
             ``"train kernels"``).
+        host: return writable numpy arrays instead of JAX arrays (no copy either
+            way: the kernels are written into 64-byte aligned host buffers, which
+            ``jax.device_put`` takes as they are on CPU); for callers that scale or
+            slice them in place.
 
     Returns:
         ``(L, n1, n2)`` for a single ``get``; a tuple of those, in order, otherwise.
@@ -439,28 +445,40 @@ def layerwise_kernels(
         allow_symmetric=True,
         engine=engine,
     )
+    outs = _fill_kernels(plan, spec, progress)
+    if not host:  # aligned buffers: device_put takes them without a copy on CPU
+        outs = [jax.device_put(out) for out in outs]
+    return outs[0] if plan.single else tuple(outs)
+
+
+def _fill_kernels(plan: _Plan, spec, progress) -> list[np.ndarray]:
+    """One aligned ``(L, n1, n2)`` host buffer per ``get``, filled tile by tile.
+
+    Diagonal tiles of a symmetric plan are symmetrised as they arrive and the
+    off-diagonal ones mirrored, so the result is exactly symmetric without a
+    second ``(L, n, n)`` array; finiteness is checked per tile.
+    """
     n1, n2 = len(plan.x1), len(plan.x2)
     tiles = list(_tile_grid(plan, symmetric=plan.symmetric))
-    if len(tiles) == 1:
-        _, _, out = _compute_tile(plan, 0, 0)
-    else:
-        out = np.empty((len(plan.gets), spec.depth, n1, n2), plan.dtype)
-        bar = _progress(len(tiles), progress, "kernel tiles")
-        for i0, j0 in tiles:
-            rows, cols, tile = _compute_tile(plan, i0, j0)
-            tile = np.asarray(tile)
-            out[:, :, rows, cols] = tile
+    outs = [aligned_empty((spec.depth, n1, n2), plan.dtype) for _ in plan.gets]
+    bar = _progress(len(tiles), progress, "kernel tiles") if len(tiles) > 1 else None
+    for i0, j0 in tiles:
+        rows, cols, tile = _compute_tile(plan, i0, j0)
+        _check_finite(tile, spec, plan.dtype)
+        tile = np.asarray(tile)
+        for out, t in zip(outs, tile, strict=True):
+            out[:, rows, cols] = t
             if plan.symmetric and j0 != i0:
-                out[:, :, cols, rows] = np.swapaxes(tile, -1, -2)
-            if bar is not None:
-                bar.update()
+                out[:, cols, rows] = np.swapaxes(t, -1, -2)
+            elif plan.symmetric:  # in place, one layer's block at a time
+                for block in out[:, rows, cols]:
+                    block += block.T
+                    block *= 0.5
         if bar is not None:
-            bar.close()
-        out = jnp.asarray(out)
-    _check_finite(out, spec, plan.dtype)
-    if plan.symmetric:
-        out = 0.5 * (out + jnp.swapaxes(out, -1, -2))  # diagonal tiles: exact symmetry
-    return out[0] if plan.single else tuple(out)
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return outs
 
 
 def kernel_tiles(

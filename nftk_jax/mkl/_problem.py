@@ -96,7 +96,7 @@ def _check_validation(theta_val, y_val, operator, shape, is_clf):
             f"(validation against the {n} training inputs), got {got}."
         )
     tv = tv if val_op else tv.astype(np.float64, copy=False)
-    if not val_op and not np.all(np.isfinite(tv)):
+    if not val_op and not all(np.isfinite(v).all() for v in tv):  # no full mask
         raise NFTKInputError("theta_val contains NaN or inf; recompute the kernels.")
     if y_val is None:
         raise NFTKInputError("theta_val was given without y_val; pass both.")
@@ -168,7 +168,7 @@ def _check_theta(theta: Any, name: str = "theta") -> np.ndarray:
             f"{t.shape}; compute them with layerwise_kernels(spec, x)."
         )
     t = t.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(t)):
+    if not all(np.isfinite(layer).all() for layer in t):  # no (L, n, n) mask
         raise NFTKInputError(
             f"{name} contains NaN or inf; recompute the kernels (float64, smaller "
             "depth or normalised inputs)."

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core import NFTKInputError, progress_bar
+from ..core import NFTKInputError, progress_bar, take_blocks
 from ._fit import validation_split
 from ._learner import fit_mkl_kernels
 
@@ -236,9 +236,9 @@ def fit_split(
 ) -> np.ndarray:
     """Omega ``(d, L)`` learned on rows ``fit`` of ``theta``, validated on ``val``."""
     res = fit_mkl_kernels(
-        theta[:, fit][:, :, fit],
+        take_blocks(theta, fit, fit),
         y[fit],
-        theta_val=theta[:, val][:, :, fit],
+        theta_val=take_blocks(theta, val, fit),
         y_val=y[val],
         ridge=ridge,
         objective="val_mse",
