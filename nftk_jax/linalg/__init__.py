@@ -4,7 +4,6 @@ from ._krr import (
     KRRSolution,
     check_omega,
     check_ridge,
-    cholesky_with_jitter,
     combine_kernels,
     encode_targets,
     krr_fit,
@@ -34,9 +33,11 @@ from ._solvers import (
     solve_dense,
     worst_status,
 )
+from ._spd import JITTERS, cholesky_with_jitter, host_cholesky
 
 __all__ = [
     "CG_STATUSES",
+    "JITTERS",
     "CGState",
     "CholeskyPreconditioner",
     "DEFAULT_DENSE_MAX_N",
@@ -52,6 +53,7 @@ __all__ = [
     "cholesky_with_jitter",
     "combine_kernels",
     "default_memory_budget",
+    "host_cholesky",
     "encode_targets",
     "krr_fit",
     "krr_predict",

@@ -13,7 +13,6 @@ formed.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -21,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import NFTKInputError
+from ._spd import cholesky_with_jitter
 
 __all__ = [
     "KRRSolution",
@@ -31,9 +31,6 @@ __all__ = [
     "krr_fit",
     "krr_predict",
 ]
-
-#: Relative jitters tried, in order, when ``K_c + ridge I`` is not numerically PD.
-_JITTERS = (0.0, 1e-12, 1e-10, 1e-8, 1e-6)
 
 
 class KRRSolution(NamedTuple):
@@ -188,40 +185,6 @@ def combine_kernels(theta: Any, omega: Any) -> jax.Array:
     """
     theta = jnp.asarray(theta)
     return jnp.einsum("cl,lij->cij", jnp.asarray(omega, dtype=theta.dtype), theta)
-
-
-@jax.jit
-def _cholesky(k: jax.Array, shift: jax.Array):
-    # k: (b, n, n) -> lower factors of k + shift I and whether all are finite.
-    chol = jnp.linalg.cholesky(k + shift * jnp.eye(k.shape[-1], dtype=k.dtype))
-    return chol, jnp.all(jnp.isfinite(chol))
-
-
-def cholesky_with_jitter(k: jax.Array, ridge: float) -> tuple[jax.Array, float]:
-    """Lower Cholesky factors ``(b, n, n)`` of ``k + ridge I``, with jitter.
-
-    When a factorisation fails (not numerically positive definite) a jitter relative
-    to the mean diagonal is added, escalating through ``1e-12 .. 1e-6``, with a
-    warning. Returns the factors and the absolute jitter added.
-    """
-    scale = float(jnp.mean(jnp.diagonal(k, axis1=-2, axis2=-1)))
-    for rel in _JITTERS:
-        jit_abs = rel * max(scale, 1e-300)
-        chol, ok = _cholesky(k, jnp.asarray(ridge + jit_abs, dtype=k.dtype))
-        if bool(ok):
-            if rel > 0:
-                warnings.warn(
-                    f"K_c + ridge I was not numerically positive definite; added a "
-                    f"jitter of {jit_abs:.3g} to the diagonal. Increase ridge or "
-                    "use float64.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            return chol, jit_abs
-    raise np.linalg.LinAlgError(
-        "Cholesky of K_c + ridge I failed even with jitter; the kernels contain "
-        "non-finite values or ridge is far too small."
-    )
 
 
 @jax.jit

@@ -19,7 +19,6 @@ See docs/scaling.md.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -30,6 +29,7 @@ from scipy.linalg import blas
 from ..core import NFTKInputError, progress_bar
 from ..kernels import layerwise_kernels
 from ..model import MLP
+from ._spd import host_cholesky
 
 __all__ = [
     "NormalEquations",
@@ -38,8 +38,6 @@ __all__ = [
     "nystrom_predict",
     "solve_normal_equations",
 ]
-
-_JITTERS = (0.0, 1e-10, 1e-8, 1e-6)
 
 
 class NormalEquations(NamedTuple):
@@ -222,28 +220,13 @@ def solve_normal_equations(
 
 
 def _cholesky_solve(a: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, float]:
-    scale = float(np.mean(np.diag(a)))
-    for rel in _JITTERS:
-        shift = rel * scale
-        try:
-            factor = scipy.linalg.cho_factor(
-                a + shift * np.eye(len(a)), lower=True, check_finite=False
-            )
-        except np.linalg.LinAlgError:
-            continue
-        if rel > 0:
-            warnings.warn(
-                "K_nm^T K_nm + ridge K_mm was not numerically positive definite; "
-                f"added a jitter of {shift:.3g} to the diagonal. Increase the ridge "
-                "or use fewer landmarks.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return scipy.linalg.cho_solve(factor, rhs, check_finite=False), shift
-    raise np.linalg.LinAlgError(
-        "Cholesky of K_nm^T K_nm + ridge K_mm failed even with jitter; the kernels "
-        "contain non-finite values or the ridge is far too small."
+    chol, shift = host_cholesky(
+        lambda: np.array(a, order="C"),
+        0.0,
+        what="K_nm^T K_nm + ridge K_mm",
+        remedy="Increase the ridge or use fewer landmarks",
     )
+    return scipy.linalg.cho_solve((chol, True), rhs, check_finite=False), shift
 
 
 def nystrom_predict(

@@ -41,7 +41,8 @@ from ..core import (
 from ..kernels import is_layer_operator as _is_operator
 from ..kernels import layerwise_kernels
 from ..model import MLP
-from ._krr import check_omega, check_ridge, cholesky_with_jitter, krr_fit
+from ._krr import check_omega, check_ridge, krr_fit
+from ._spd import cholesky_with_jitter, host_cholesky
 
 __all__ = [
     "CG_STATUSES",
@@ -60,6 +61,10 @@ __all__ = [
     "worst_status",
 ]
 
+#: The matrix the Cholesky preconditioner factorises, and the remedy when it is not
+#: numerically positive definite (jitter warnings of :mod:`._spd`).
+_PRECONDITIONER = "the mean kernel + ridge I of the preconditioner"
+_REMEDY = "Increase ridge or use float64"
 #: Budget used when physical memory cannot be queried (8 GiB).
 _FALLBACK_BUDGET = 8 << 30
 #: Largest ``n`` for which :func:`plan_solver` prefers per-class Cholesky over CG
@@ -998,68 +1003,19 @@ def cholesky_preconditioner(
     if _is_operator(theta) and not invert:
         # The operator path exists for n too large to cache: factorise in place
         # (LAPACK on the host), so the peak is the n^2 floats of the mean kernel.
-        chol, jitter = _host_cholesky(lambda: theta.combine(w, dtype=dt), rho)
+        chol, jitter = host_cholesky(
+            lambda: theta.combine(w, dtype=dt),
+            rho,
+            what=_PRECONDITIONER,
+            remedy=_REMEDY,
+        )
         return CholeskyPreconditioner(chol, False, w, rho, jitter)
     if _is_operator(theta):
         mean = jnp.asarray(theta.combine(w, dtype=dt), dt)
     else:
         mean = jnp.einsum("l,lij->ij", jnp.asarray(w, dt), jnp.asarray(theta, dt))
-    chol, jitter = cholesky_with_jitter(mean, rho)
+    chol, jitter = cholesky_with_jitter(mean, rho, what=_PRECONDITIONER)
     del mean
     if invert:
         chol = _inverse_factor(chol)
     return CholeskyPreconditioner(chol, bool(invert), w, rho, float(jitter))
-
-
-def _host_cholesky(form, rho: float) -> tuple[np.ndarray, float]:
-    """Lower Cholesky factor of ``form() + (rho + jitter) I``, overwriting the matrix.
-
-    ``form`` is called again (a pass over the kernels) only when a factorisation
-    fails and the jitter escalates, as in
-    :func:`~nftk_jax.linalg._krr.cholesky_with_jitter`.
-    """
-    import scipy.linalg
-
-    scale = None
-    for rel in (0.0, 1e-12, 1e-10, 1e-8, 1e-6):
-        a = np.asarray(form())
-        if not (a.flags.writeable and a.flags.c_contiguous):
-            a = np.array(a, order="C")  # e.g. a jax array: factorise a copy
-        if scale is None:
-            scale = max(float(np.mean(np.diagonal(a))), 1e-300)
-        jitter = rel * scale
-        a[np.diag_indices_from(a)] += rho + jitter
-        try:
-            # a is symmetric and C-ordered, so a.T is the same matrix in Fortran
-            # order, which LAPACK factorises in place: its upper factor U, read
-            # back through the transpose, is the lower factor R = U^T.
-            u = scipy.linalg.cholesky(
-                a.T, lower=False, overwrite_a=True, check_finite=False
-            )
-        except np.linalg.LinAlgError:
-            continue
-        chol = u.T
-        if not np.all(np.isfinite(np.diagonal(chol))):
-            continue
-        if rel > 0:
-            warnings.warn(
-                f"the mean kernel + ridge I was not numerically positive definite; "
-                f"added a jitter of {jitter:.3g} to the diagonal of the "
-                "preconditioner. Increase ridge or use float64.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return _zero_upper(chol), jitter
-    raise np.linalg.LinAlgError(
-        "Cholesky of the mean kernel + ridge I failed even with jitter; the kernels "
-        "contain non-finite values or ridge is far too small."
-    )
-
-
-def _zero_upper(a: np.ndarray) -> np.ndarray:
-    """Zero the strict upper triangle in place (LAPACK leaves the input there)."""
-    n = a.shape[0]
-    for i0 in range(0, n, 1024):  # row blocks: no (n, n) temporary mask
-        rows = a[i0 : i0 + 1024]
-        rows[np.triu(np.ones(rows.shape, dtype=bool), k=1 + i0)] = 0
-    return a

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..core import NFTKInputError
 from ..kernels import is_layer_operator as _is_operator
+from ..linalg import cholesky_with_jitter
 
 __all__ = [
     "OBJECTIVES",
@@ -227,8 +228,7 @@ def objective_and_gradient(
     theta = jnp.asarray(theta, dtype=jnp.float64)
     y = jnp.asarray(y, dtype=theta.dtype)
     om = jnp.asarray(omega, dtype=theta.dtype)
-    a = jnp.einsum("cl,lij->cij", om, theta) + ridge * jnp.eye(theta.shape[-1])
-    chol = jnp.linalg.cholesky(a)
+    chol = cholesky_with_jitter(jnp.einsum("cl,lij->cij", om, theta), ridge)[0]
 
     def solve(rhs):
         return jax.scipy.linalg.cho_solve((chol, True), rhs.T[..., None])[..., 0].T
