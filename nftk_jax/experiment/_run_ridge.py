@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..core import NFTKInputError
+from ..linalg import absolute_ridge, mean_diagonal
 
 __all__ = ["DEFAULT_RELATIVE_RIDGE", "choose_ridge", "default_ridge", "grid_edge_line"]
 
@@ -19,8 +20,7 @@ DEFAULT_RELATIVE_RIDGE = 1e-3
 
 def default_ridge(theta_train: np.ndarray) -> float:
     """``1e-3`` times the mean training diagonal over layers."""
-    diag = np.diagonal(theta_train, axis1=1, axis2=2)
-    return float(DEFAULT_RELATIVE_RIDGE * np.mean(diag))
+    return absolute_ridge(DEFAULT_RELATIVE_RIDGE, theta_train)
 
 
 def _ridge_grid(theta_tr: np.ndarray, ridge_grid) -> np.ndarray | None:
@@ -35,7 +35,7 @@ def _ridge_grid(theta_tr: np.ndarray, ridge_grid) -> np.ndarray | None:
             f"ridge_grid must be (low, high) with 0 < low < high, got {ridge_grid}."
         )
     num = int(round(4 * np.log10(high / low))) + 1
-    scale = float(np.mean(np.diagonal(theta_tr, axis1=1, axis2=2)))
+    scale = mean_diagonal(theta_tr)
     return default_ridge_grid(scale, num=max(num, 2), low=low, high=high)
 
 
@@ -88,7 +88,7 @@ def choose_ridge(
         edge = grid_edge(sel)
         info["grid_edge"] = edge
         if edge is not None:
-            scale = float(np.mean(np.diagonal(theta_tr, axis1=1, axis2=2)))
+            scale = mean_diagonal(theta_tr)
             log(grid_edge_line(ridge, value / scale, sel.grid / scale, edge))
     else:
         value = float(ridge)

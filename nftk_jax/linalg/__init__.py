@@ -2,12 +2,14 @@
 
 from ._krr import (
     KRRSolution,
+    absolute_ridge,
     check_omega,
     check_ridge,
     combine_kernels,
     encode_targets,
     krr_fit,
     krr_predict,
+    mean_diagonal,
 )
 from ._nystrom_krr import (
     NormalEquations,
@@ -36,6 +38,8 @@ from ._solvers import (
 from ._spd import JITTERS, cholesky_with_jitter, host_cholesky
 
 __all__ = [
+    "absolute_ridge",
+    "mean_diagonal",
     "CG_STATUSES",
     "JITTERS",
     "CGState",

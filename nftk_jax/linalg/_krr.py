@@ -24,12 +24,14 @@ from ._spd import cholesky_with_jitter
 
 __all__ = [
     "KRRSolution",
+    "absolute_ridge",
     "check_omega",
     "check_ridge",
     "combine_kernels",
     "encode_targets",
     "krr_fit",
     "krr_predict",
+    "mean_diagonal",
 ]
 
 
@@ -171,6 +173,42 @@ def encode_targets(
             f"{name} has {out.shape[1]} columns but n_classes={n_classes}."
         )
     return out, False
+
+
+def mean_diagonal(kernels: Any) -> float:
+    r"""The kernels' scale: the mean of their diagonals over layers (or classes)
+    and examples, :math:`\frac{1}{Ln}\sum_l \operatorname{tr}\Theta_l`.
+
+    This is the one rule behind every relative ridge of the package: a relative
+    ridge ``r`` means the absolute ridge ``r * mean_diagonal(theta)`` (see
+    :func:`absolute_ridge`), and ridge grids are relative to the same scale.
+
+    Args:
+        kernels: ``(..., n, n)`` square kernels (numpy or JAX), or a layer
+            operator (anything whose ``diagonal()`` returns the ``(L, n)``
+            diagonals without forming the kernels).
+
+    Example:
+        >>> import numpy as np
+        >>> mean_diagonal(np.stack([np.eye(3), 3 * np.eye(3)]))
+        2.0
+    """
+    if isinstance(kernels, jax.Array):
+        return float(jnp.mean(jnp.diagonal(kernels, axis1=-2, axis2=-1)))
+    if isinstance(kernels, np.ndarray):
+        return float(np.mean(np.diagonal(kernels, axis1=-2, axis2=-1)))
+    return float(np.mean(np.asarray(kernels.diagonal())))
+
+
+def absolute_ridge(relative: float, kernels: Any) -> float:
+    """The absolute ridge of a ridge ``relative`` to :func:`mean_diagonal`.
+
+    Example:
+        >>> import numpy as np
+        >>> absolute_ridge(1e-3, 4 * np.eye(2)[None])
+        0.004
+    """
+    return float(relative) * mean_diagonal(kernels)
 
 
 def combine_kernels(theta: Any, omega: Any) -> jax.Array:

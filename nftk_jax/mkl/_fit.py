@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import NFTKInputError
-from ..linalg import check_ridge, encode_targets, worst_status
+from ..linalg import absolute_ridge, check_ridge, encode_targets, worst_status
 from ..model import check_spec_inputs
 from ._evaluator import make_linear_solver
 from ._learner import fit_mkl_kernels
@@ -226,10 +226,7 @@ def _scaled_ridge(rho, relative_ridge, theta, y_fit, n_classes) -> float:
     to the mean kernel diagonal, or ``rho`` itself."""
     if isinstance(rho, str):
         return select_ridge_for_labels(theta, y_fit, rho, n_classes=n_classes).ridge
-    if not relative_ridge:
-        return rho
-    diag = np.diagonal(np.asarray(theta), axis1=1, axis2=2)
-    return rho * float(np.mean(diag))
+    return absolute_ridge(rho, theta) if relative_ridge else rho
 
 
 def _fit_mkl_memory(
@@ -356,9 +353,7 @@ def _fit_mkl_operators(
         )
 
     def scaled(op) -> float:
-        if not relative_ridge:
-            return rho
-        return rho * float(np.mean(np.asarray(op.diagonal())))
+        return absolute_ridge(rho, op) if relative_ridge else rho
 
     options = dict(options)
     options.setdefault("solver", "matrix_free")

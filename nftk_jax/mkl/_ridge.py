@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import NFTKInputError, check_positive_int, resolve_dtype
-from ..linalg import check_system, combine_kernels
+from ..linalg import check_system, combine_kernels, mean_diagonal
 
 __all__ = [
     "RIDGE_METHODS",
@@ -96,10 +96,6 @@ def _edge_message(sel: RidgeSelection, edge: str) -> str:
         f"the grid, e.g. grid=np.geomspace({ext[0]:.3g}, {ext[1]:.3g}, 40), or pass "
         "a ridge value."
     )
-
-
-def _mean_diagonal(k: jax.Array) -> float:
-    return float(jnp.mean(jnp.diagonal(k, axis1=-2, axis2=-1)))
 
 
 def default_ridge_grid(
@@ -187,7 +183,7 @@ def select_ridge(
     dtype = resolve_dtype(None)
     th, yy, om = check_system(theta, Y, omega, dtype)
     k = combine_kernels(th, om)
-    g = default_ridge_grid(_mean_diagonal(k)) if grid is None else _check_grid(grid)
+    g = default_ridge_grid(mean_diagonal(k)) if grid is None else _check_grid(grid)
     s, u = jnp.linalg.eigh(k)
     del k
     fn = _loo_scores if method == "loo" else _gcv_scores
