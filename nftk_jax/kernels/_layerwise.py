@@ -12,6 +12,7 @@ tile shape is ever compiled.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
@@ -381,8 +382,49 @@ def _scale(spec: MLP | RNN) -> float:
     return getattr(spec, _scale_name(spec))
 
 
+@dataclasses.dataclass(frozen=True)
+class _TileOptions:
+    """The tiling keywords of :func:`layerwise_kernels`, :func:`kernel_tiles`,
+    :func:`layerwise_matvec` and the layer operators, as one value.
+
+    They are checked, with the spec and the inputs, by :meth:`plan`.
+    """
+
+    block_size: int | None = None
+    memory_budget: int | None = None
+    dtype: Any = None
+    devices: Sequence | None | bool = None
+    engine: str = "auto"
+
+    def plan(self, spec, x1, x2, *, get="ntk", allow_symmetric=True) -> _Plan:
+        """The validated tiling of ``spec``'s kernels between ``x1`` and ``x2``."""
+        return _plan(
+            spec,
+            x1,
+            x2,
+            get=get,
+            block_size=self.block_size,
+            memory_budget=self.memory_budget,
+            dtype=self.dtype,
+            devices=self.devices,
+            allow_symmetric=allow_symmetric,
+            engine=self.engine,
+        )
+
+
 def _progress(total: int, enabled: bool | str, desc: str):
     return progress_bar(total, desc, enabled=enabled, unit="tile")
+
+
+def _tracked(items: list, enabled: bool | str, desc: str) -> Iterator:
+    """``items`` one by one, with a progress bar over them when ``enabled``."""
+    bar = _progress(len(items), enabled, desc)
+    for item in items:
+        yield item
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
 
 
 def layerwise_kernels(
@@ -433,18 +475,8 @@ def layerwise_kernels(
         >>> layerwise_kernels(MLP(depth=4), x, dtype=np.float32).shape
         (4, 5, 5)
     """
-    plan = _plan(
-        spec,
-        x1,
-        x2,
-        get=get,
-        block_size=block_size,
-        memory_budget=memory_budget,
-        dtype=dtype,
-        devices=devices,
-        allow_symmetric=True,
-        engine=engine,
-    )
+    options = _TileOptions(block_size, memory_budget, dtype, devices, engine)
+    plan = options.plan(spec, x1, x2, get=get)
     outs = _fill_kernels(plan, spec, progress)
     if not host:  # aligned buffers: device_put takes them without a copy on CPU
         outs = [jax.device_put(out) for out in outs]
@@ -461,8 +493,8 @@ def _fill_kernels(plan: _Plan, spec, progress) -> list[np.ndarray]:
     n1, n2 = len(plan.x1), len(plan.x2)
     tiles = list(_tile_grid(plan, symmetric=plan.symmetric))
     outs = [aligned_empty((spec.depth, n1, n2), plan.dtype) for _ in plan.gets]
-    bar = _progress(len(tiles), progress, "kernel tiles") if len(tiles) > 1 else None
-    for i0, j0 in tiles:
+    shown = progress if len(tiles) > 1 else False
+    for i0, j0 in _tracked(tiles, shown, "kernel tiles"):
         rows, cols, tile = _compute_tile(plan, i0, j0)
         _check_finite(tile, spec, plan.dtype)
         tile = np.asarray(tile)
@@ -474,10 +506,6 @@ def _fill_kernels(plan: _Plan, spec, progress) -> list[np.ndarray]:
                 for block in out[:, rows, cols]:
                     block += block.T
                     block *= 0.5
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
     return outs
 
 
@@ -498,18 +526,8 @@ def kernel_tiles(
     Every tile of the full ``(n1, n2)`` grid is yielded once (no symmetry trick),
     row-major. Arguments are as in :func:`layerwise_kernels`.
     """
-    plan = _plan(
-        spec,
-        x1,
-        x2,
-        get=get,
-        block_size=block_size,
-        memory_budget=memory_budget,
-        dtype=dtype,
-        devices=devices,
-        allow_symmetric=False,
-        engine=engine,
-    )
+    options = _TileOptions(block_size, memory_budget, dtype, devices, engine)
+    plan = options.plan(spec, x1, x2, get=get, allow_symmetric=False)
     for i0, j0 in _tile_grid(plan, symmetric=False):
         rows, cols, tile = _compute_tile(plan, i0, j0)
         _check_finite(tile, spec, plan.dtype)
@@ -609,18 +627,15 @@ def layerwise_matvec(
     Returns:
         ``(L, n1, k)`` without ``omega``, ``(n1, d)`` with it, in ``product_dtype``.
     """
-    plan = _plan(
-        spec,
-        x1,
-        x2,
-        get="ntk",
-        block_size=block_size,
-        memory_budget=memory_budget,
-        dtype=dtype,
-        devices=devices,
-        allow_symmetric=True,
-        engine=engine,
-    )
+    options = _TileOptions(block_size, memory_budget, dtype, devices, engine)
+    return _streamed_matvec(spec, x1, v, x2, omega, product_dtype, progress, options)
+
+
+def _streamed_matvec(
+    spec, x1, v, x2, omega, product_dtype, progress, options: _TileOptions
+) -> jax.Array:
+    """:func:`layerwise_matvec` with its tiling keywords as one value."""
+    plan = options.plan(spec, x1, x2)
     pdt = (
         plan.dtype
         if product_dtype is None
@@ -647,9 +662,7 @@ def layerwise_matvec(
     # padded tile rows) contribute nothing.
     vpad = np.zeros((n2 + max(plan.row_block, plan.col_block), k), pdt)
     vpad[:n2] = vv
-    tiles = _tile_roles(plan)
-    bar = _progress(len(tiles), progress, "matvec tiles")
-    for i0, j0, role in tiles:
+    for i0, j0, role in _tracked(_tile_roles(plan), progress, "matvec tiles"):
         rows, cols, tile = _padded_tile(plan, i0, j0)
         v_cols = vpad[j0 : j0 + plan.col_block]
         v_rows = vpad[i0 : i0 + plan.row_block] if role == "pair" else None
@@ -663,9 +676,5 @@ def layerwise_matvec(
             out = out.at[:, rows].add(to_rows[:, :nr])
             if to_cols is not None:
                 out = out.at[:, cols].add(to_cols[:, :nc])
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
     _check_finite(out, spec, plan.dtype)
     return out

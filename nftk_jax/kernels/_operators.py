@@ -31,6 +31,7 @@ products of the stored values.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 import hashlib
 import json
@@ -63,8 +64,10 @@ from ._layerwise import (
     _progress,
     _resolve_devices,
     _row_slice,
+    _streamed_matvec,
     _tile_grid,
-    layerwise_matvec,
+    _TileOptions,
+    _tracked,
 )
 
 __all__ = [
@@ -344,31 +347,17 @@ class StreamedLayerOperator(LayerOperator):
         engine: str = "auto",
     ):
         # Validates spec, inputs, dtype, tile size and engine once, up front.
-        plan = _plan(
-            spec,
-            x1,
-            x2,
-            get="ntk",
-            block_size=block_size,
-            memory_budget=memory_budget,
-            dtype=dtype,
-            devices=devices,
-            allow_symmetric=True,
-            engine=engine,
-        )
+        options = _TileOptions(block_size, memory_budget, dtype, devices, engine)
+        plan = options.plan(spec, x1, x2)
         self.spec = spec
         self.x1 = plan.x1
         self.x2 = None if x2 is None else plan.x2
         self.square = x2 is None
         self.shape = (spec.depth, len(plan.x1), len(plan.x2))
         self.dtype = plan.dtype
-        self._options = {
-            "block_size": block_size,
-            "memory_budget": memory_budget,
-            "dtype": plan.dtype,
-            "devices": devices,
-            "engine": resolve_engine(spec, engine),
-        }
+        self._options = dataclasses.replace(
+            options, dtype=plan.dtype, engine=resolve_engine(spec, engine)
+        )
         self._tile_edge = max(plan.row_block, plan.col_block)
         self._progress = progress
 
@@ -378,7 +367,7 @@ class StreamedLayerOperator(LayerOperator):
             [
                 "streamed",
                 self.dtype.name,
-                self._options["engine"],
+                self._options.engine,
                 _spec_digest(self.spec),
                 _input_digest(self.x1),
                 str(_input_digest(self.x2)),
@@ -386,14 +375,8 @@ class StreamedLayerOperator(LayerOperator):
         )
 
     def _matvec(self, rows: np.ndarray, v: np.ndarray, cols: np.ndarray | None):
-        return layerwise_matvec(
-            self.spec,
-            rows,
-            v,
-            x2=cols,
-            product_dtype=v.dtype,
-            progress=self._progress,
-            **self._options,
+        return _streamed_matvec(
+            self.spec, rows, v, cols, None, v.dtype, self._progress, self._options
         )
 
     def matmul(self, v: Any) -> jax.Array:
@@ -408,18 +391,10 @@ class StreamedLayerOperator(LayerOperator):
     def combine(self, w: Any, *, dtype: Any = None) -> np.ndarray:
         dt = resolve_dtype(dtype)
         ww = jnp.asarray(self._weights(w))
-        plan = _plan(
-            self.spec,
-            self.x1,
-            self.x2,
-            get="ntk",
-            allow_symmetric=True,
-            **self._options,
-        )
+        plan = self._options.plan(self.spec, self.x1, self.x2)
         out = np.empty(self.shape[1:], dt)
         tiles = list(_tile_grid(plan, symmetric=plan.symmetric))
-        bar = _progress(len(tiles), self._progress, "combine tiles")
-        for i0, j0 in tiles:
+        for i0, j0 in _tracked(tiles, self._progress, "combine tiles"):
             rows, cols, tile = _padded_tile(plan, i0, j0)
             _check_finite(tile, self.spec, plan.dtype)
             k = np.asarray(_combine_tile(tile, ww, plan.symmetric and i0 == j0))
@@ -427,10 +402,6 @@ class StreamedLayerOperator(LayerOperator):
             out[rows, cols] = k
             if plan.symmetric and i0 != j0:
                 out[cols, rows] = k.T
-            if bar is not None:
-                bar.update()
-        if bar is not None:
-            bar.close()
         return out
 
     def diagonal(self) -> jax.Array:
@@ -447,8 +418,8 @@ class StreamedLayerOperator(LayerOperator):
                 self.x1,
                 block_size=min(self._tile_edge, _DIAGONAL_BLOCK),
                 dtype=self.dtype,
-                devices=self._options["devices"],
-                engine=self._options["engine"],
+                devices=self._options.devices,
+                engine=self._options.engine,
             ),
             _product_dtype(),
         )
@@ -458,18 +429,7 @@ def _self_kernel_diagonal(
     spec, x, *, block_size, dtype, devices, engine="auto"
 ) -> np.ndarray:
     """``(L, n)`` diagonals of :math:`\\Theta_l(x, x)`, one small tile per row block."""
-    plan = _plan(
-        spec,
-        x,
-        None,
-        get="ntk",
-        block_size=block_size,
-        memory_budget=None,
-        dtype=dtype,
-        devices=devices,
-        allow_symmetric=True,
-        engine=engine,
-    )
+    plan = _TileOptions(block_size, None, dtype, devices, engine).plan(spec, x, None)
     out = np.empty((spec.depth, len(plan.x1)), plan.dtype)
     for i0 in range(0, len(plan.x1), plan.row_block):
         rows, _, tile = _compute_tile(plan, i0, i0)
