@@ -25,9 +25,11 @@ from ._io import (
 )
 from ._progress import progress_bar
 from ._validation import (
+    as_real_array,
     check_inputs,
     check_positive_float,
     check_positive_int,
+    check_positive_number,
     resolve_dtype,
 )
 
@@ -38,10 +40,12 @@ __all__ = [
     "NFTKInputError",
     "NFTKTypeError",
     "aligned_empty",
+    "as_real_array",
     "atomic_path",
     "check_inputs",
     "check_positive_float",
     "check_positive_int",
+    "check_positive_number",
     "check_writable_dir",
     "describe",
     "ensure_writable_dir",

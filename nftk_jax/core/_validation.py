@@ -57,13 +57,8 @@ def resolve_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     return dt
 
 
-def check_inputs(x: Any, name: str, *, feature_dim: int | None = None) -> np.ndarray:
-    """Validate a design matrix: rank 2, non-empty, real, finite.
-
-    Returns it as a NumPy array (no copy where possible); the caller casts.
-    """
-    if x is None:
-        raise NFTKInputError(f"{name} is None; pass an array of shape (n, features).")
+def as_real_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as a NumPy array of real numbers (floats or integers), no copy."""
     arr = np.asarray(x)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
@@ -72,6 +67,29 @@ def check_inputs(x: Any, name: str, *, feature_dim: int | None = None) -> np.nda
             f"{name} must be a real numeric array, got dtype {arr.dtype}; convert it "
             "with np.asarray(..., dtype=np.float32)."
         )
+    return arr
+
+
+def check_positive_number(value: Any, not_number: str, not_positive: str) -> float:
+    """``value`` as a finite float > 0; otherwise an :class:`NFTKInputError` with
+    the message ``not_number`` (no float) or ``not_positive``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise NFTKInputError(not_number) from None
+    if not math.isfinite(v) or v <= 0:
+        raise NFTKInputError(not_positive)
+    return v
+
+
+def check_inputs(x: Any, name: str, *, feature_dim: int | None = None) -> np.ndarray:
+    """Validate a design matrix: rank 2, non-empty, real, finite.
+
+    Returns it as a NumPy array (no copy where possible); the caller casts.
+    """
+    if x is None:
+        raise NFTKInputError(f"{name} is None; pass an array of shape (n, features).")
+    arr = as_real_array(x, name)
     if arr.ndim != 2:
         raise NFTKInputError(
             f"{name} must have rank 2 (n, features), got shape {arr.shape}; flatten "

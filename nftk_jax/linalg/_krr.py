@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import NFTKInputError
+from ..core import NFTKInputError, check_positive_number
 from ._spd import cholesky_with_jitter
 
 __all__ = [
@@ -45,18 +45,12 @@ class KRRSolution(NamedTuple):
 
 def check_ridge(ridge: Any, name: str = "ridge") -> float:
     """A finite ridge > 0, as a float."""
-    try:
-        r = float(ridge)
-    except (TypeError, ValueError):
-        raise NFTKInputError(
-            f"{name} must be a positive number, got {ridge!r}."
-        ) from None
-    if not np.isfinite(r) or r <= 0:
-        raise NFTKInputError(
-            f"{name} must be finite and > 0 (Theorem 1 needs K + ridge I to be "
-            f"invertible), got {ridge!r}; try e.g. {name}=1e-3."
-        )
-    return r
+    return check_positive_number(
+        ridge,
+        f"{name} must be a positive number, got {ridge!r}.",
+        f"{name} must be finite and > 0 (Theorem 1 needs K + ridge I to be "
+        f"invertible), got {ridge!r}; try e.g. {name}=1e-3.",
+    )
 
 
 def check_omega(

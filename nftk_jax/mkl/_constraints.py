@@ -54,8 +54,7 @@ def check_constraint(
             f"constraint={constraint!r} is unknown; choose one of {list(CONSTRAINTS)}."
         )
     try:
-        r = float(radius)
-        lo = float(lower)
+        r, lo = float(radius), float(lower)
     except (TypeError, ValueError):
         raise NFTKInputError(
             f"radius and lower must be numbers, got radius={radius!r}, lower={lower!r}."

@@ -7,7 +7,6 @@ disk or recomputed (layer operators).
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -15,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import NFTKInputError
+from ..core import NFTKInputError, check_positive_number
 from ..linalg import absolute_ridge, check_ridge, encode_targets, worst_status
 from ..model import check_spec_inputs
 from ._evaluator import make_linear_solver
@@ -34,15 +33,11 @@ KERNEL_STORAGES = ("memory", "disk", "recompute")
 def _check_float(value: Any, name: str, *, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise NFTKInputError(
-            f"{name} must be a positive number, got {value!r}."
-        ) from None
-    if not math.isfinite(v) or v <= 0:
-        raise NFTKInputError(f"{name} must be finite and > 0, got {value!r}.")
-    return v
+    return check_positive_number(
+        value,
+        f"{name} must be a positive number, got {value!r}.",
+        f"{name} must be finite and > 0, got {value!r}.",
+    )
 
 
 def _check_fraction(fraction: Any) -> float:

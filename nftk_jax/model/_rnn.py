@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..core import NFTKInputError, check_positive_float, check_positive_int
+from ..core import check_positive_float
+from ._spec import check_size_and_activation
 
 __all__ = ["RNN", "RNN_ACTIVATIONS"]
 
@@ -59,13 +60,12 @@ class RNN:
     width: int = 512
 
     def __post_init__(self):
-        check_positive_int(self.depth, "depth")
-        check_positive_int(self.width, "width")
-        if self.activation not in RNN_ACTIVATIONS:
-            raise NFTKInputError(
-                f"activation={self.activation!r} has no closed-form recurrent "
-                f"kernel here; choose one of {list(RNN_ACTIVATIONS)}."
-            )
+        check_size_and_activation(
+            self,
+            RNN_ACTIVATIONS,
+            "has no closed-form recurrent kernel here",
+            list(RNN_ACTIVATIONS),
+        )
         for name in ("sigma_w", "sigma_u", "sigma_v"):
             object.__setattr__(
                 self, name, check_positive_float(getattr(self, name), name)

@@ -21,23 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ..core import NFTKInputError, NFTKTypeError
+from ..core import NFTKInputError, as_real_array
 
 __all__ = ["pack_sequences", "unpack_sequences", "as_packed", "packed_shape"]
 
 _HEADER = 2  # length, features
-
-
-def _float_array(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise NFTKTypeError(
-            f"{name} must be a real numeric array, got dtype {arr.dtype}; convert it "
-            "with np.asarray(..., dtype=np.float32)."
-        )
-    return arr
 
 
 def _check_finite(values: np.ndarray, name: str) -> None:
@@ -53,7 +41,7 @@ def _from_list(seqs: Sequence[Any], name: str) -> np.ndarray:
         raise NFTKInputError(f"{name} is empty; it needs at least one sequence.")
     steps = []
     for i, s in enumerate(seqs):
-        a = _float_array(s, f"{name}[{i}]")
+        a = as_real_array(s, f"{name}[{i}]")
         if a.ndim == 1:
             a = a[:, None]  # a univariate series
         if a.ndim != 2:
@@ -84,7 +72,7 @@ def _from_list(seqs: Sequence[Any], name: str) -> np.ndarray:
 
 
 def _from_padded(values: Any, lengths: Any, name: str) -> np.ndarray:
-    v = _float_array(values, name)
+    v = as_real_array(values, name)
     if v.ndim != 3:
         raise NFTKInputError(
             f"{name} must be a padded array of shape (n, T_max, features), got "
@@ -153,7 +141,7 @@ def pack_sequences(seqs: Any, lengths: Any = None, *, name: str = "x") -> np.nda
 
 def packed_shape(packed: np.ndarray, name: str = "x") -> tuple[int, int, int]:
     """``(n, T_max, features)`` of a packed array, after checking its header."""
-    p = _float_array(packed, name)
+    p = as_real_array(packed, name)
     if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] <= _HEADER:
         raise NFTKInputError(
             f"{name} of shape {p.shape} is not a packed sequence array; build one "

@@ -190,6 +190,17 @@ def _check_activation_kwargs(
     return kwargs
 
 
+def check_size_and_activation(spec, known, problem: str, choices: list) -> None:
+    """The checks a spec starts with: ``depth`` and ``width`` >= 1 and an activation
+    in ``known`` (else the error says ``problem`` and lists ``choices``)."""
+    check_positive_int(spec.depth, "depth")
+    check_positive_int(spec.width, "width")
+    if spec.activation not in known:
+        raise NFTKInputError(
+            f"activation={spec.activation!r} {problem}; choose one of {choices}."
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class MLP:
     """An MLP with a readout after every hidden layer (the NFT-K architecture).
@@ -231,13 +242,9 @@ class MLP:
     parameterization: str = "ntk"
 
     def __post_init__(self):
-        check_positive_int(self.depth, "depth")
-        check_positive_int(self.width, "width")
-        if self.activation not in ACTIVATIONS:
-            raise NFTKInputError(
-                f"activation={self.activation!r} is not supported; choose one of "
-                f"{sorted(ACTIVATIONS)}."
-            )
+        check_size_and_activation(
+            self, ACTIVATIONS, "is not supported", sorted(ACTIVATIONS)
+        )
         allowed = ACTIVATIONS[self.activation][1]
         kwargs = _check_activation_kwargs(
             self.activation_kwargs, self.activation, allowed
