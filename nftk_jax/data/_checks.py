@@ -1,12 +1,31 @@
-"""Argument checks shared by the loaders; each error names the argument."""
+"""Argument checks shared by the loaders; each error names the argument. Also the
+loaders' shared steps: finding a file shipped in a package, read-only arrays."""
 
 from __future__ import annotations
 
+import importlib.util
 import numbers
+import pathlib
 
 import numpy as np
 
 from ..core import NFTKInputError
+
+
+def package_file(package: str, *parts: str) -> pathlib.Path | None:
+    """The path of ``parts`` inside the installed ``package`` (which may not exist);
+    ``None`` if the package is not installed."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return pathlib.Path(spec.submodule_search_locations[0]).joinpath(*parts)
+
+
+def read_only(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``arrays``, each marked read-only (they are cached and shared)."""
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
 
 
 def check_int(value, name: str, *, minimum: int, where: str) -> int:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import numbers
-import pathlib
 
 import numpy as np
 
 from ..core import NFTKInputError
-from ._checks import check_int, split_by_permutation
+from ._checks import check_int, package_file, read_only, split_by_permutation
 from ._dataset import Dataset
 from ._mnist5k import MNIST_CLASSES
 from ._preprocess import PreprocessMethod, apply_preprocess, check_method
@@ -26,12 +24,7 @@ def _read_digits() -> tuple[np.ndarray, np.ndarray]:
     line), which avoids importing scikit-learn (seconds); if the file is not where
     this scikit-learn keeps it, `sklearn.datasets.load_digits` is used instead.
     """
-    spec = importlib.util.find_spec("sklearn")
-    path = None
-    if spec is not None and spec.submodule_search_locations:
-        path = pathlib.Path(spec.submodule_search_locations[0]).joinpath(
-            "datasets", "data", "digits.csv.gz"
-        )
+    path = package_file("sklearn", "datasets", "data", "digits.csv.gz")
     if path is not None and path.is_file():
         table = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
         x, y = table[:, :-1], table[:, -1].astype(np.int64)
@@ -45,9 +38,7 @@ def _read_digits() -> tuple[np.ndarray, np.ndarray]:
             "load_digits: scikit-learn's digits data are not 1797 rows of 64 pixels "
             "and a label in 0..9; reinstall scikit-learn."
         )
-    x.setflags(write=False)
-    y.setflags(write=False)
-    return x, y
+    return read_only(x, y)
 
 
 def load_digits(

