@@ -151,8 +151,14 @@ def _empirical_heads(spec, packed, seeds):
 @pytest.mark.slow
 @pytest.mark.parametrize("activation", ["relu", "erf"])
 def test_empirical_ntk_converges_to_heads(activation):
-    """Error of wide finite RNNs falls roughly like width^-1/2 (unequal lengths)."""
-    seqs = [RNG.normal(size=(t, 2)) for t in (1, 3, 3, 5)]
+    """Error of wide finite RNNs falls roughly like width^-1/2 (unequal lengths).
+
+    The sequences come from their own seeded generator (not the module's, whose
+    state depends on which tests ran before in the same worker) and the error is
+    averaged over 8 initialisations: with 4, the width-64 error is heavy-tailed
+    enough that the fitted slope left the band for some sequence draws."""
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(t, 2)) for t in (1, 3, 3, 5)]
     packed = nk.pack_sequences(seqs)
     widths = (64, 256, 1024)
     errs = []
@@ -162,7 +168,7 @@ def test_empirical_ntk_converges_to_heads(activation):
             width=width,
         )  # fmt: skip
         ref = np.asarray(nk.layerwise_kernels(spec, seqs))
-        emp = _empirical_heads(spec, packed, seeds=range(4))
+        emp = _empirical_heads(spec, packed, seeds=range(8))
         errs.append(np.mean([rel_err(e, ref) for e in emp]))
     slope = np.polyfit(np.log(widths), np.log(errs), 1)[0]
     assert -0.8 < slope < -0.3, (errs, slope)
