@@ -315,15 +315,15 @@ def _scalable_metrics(
     return metrics
 
 
-def _write_config(out, spec, dataset, m, relative_ridge, opts) -> dict:
-    """Writes and returns ``config.json``: the run's identity (spec, data digest,
-    landmarks and learner options)."""
-    x_tr, x_te, y_tr, y_te = _arrays(dataset)
+def _write_config(out, spec, name, arrays, m, relative_ridge, opts) -> dict:
+    """Writes and returns ``config.json``: the run's identity (spec, digest of the
+    ``(x_train, x_test, y_train, y_test)`` arrays, landmarks and learner options)."""
+    x_tr, x_te, y_tr, y_te = arrays
     data_hash = problem_digest(
         {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te}, {}
     )
     config = {
-        "spec": spec_config(spec), "dataset": dataset.name, "landmarks": m,
+        "spec": spec_config(spec), "dataset": name, "landmarks": m,
         "relative_ridge": relative_ridge, "data_sha256": data_hash,
         **{k: v for k, v in opts.items() if k != "checkpoint_seconds"},
     }  # fmt: skip
@@ -433,8 +433,8 @@ def run_scalable_fit(
     opts = dict(constraint=constraint, steps=steps, tol=tol, seed=seed,
                 validation_fraction=validation_fraction, chunk_rows=plan.chunk_rows,
                 checkpoint_seconds=checkpoint_seconds)  # fmt: skip
-    m = plan.landmarks
-    config = _write_config(out, spec, dataset, m, relative_ridge, opts)
+    m, arrays = plan.landmarks, (x_tr, x_te, y_tr, y_te)
+    config = _write_config(out, spec, dataset.name, arrays, m, relative_ridge, opts)
     st = _Stages(out, problem_digest({}, config), config, callback)
     timings: dict[str, float] = {}
     timed = functools.partial(_timed, timings)
