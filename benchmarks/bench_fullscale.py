@@ -38,10 +38,11 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402
 
-from nftk_jax import MLP, layerwise_kernels, layerwise_matvec, solve_cg  # noqa: E402
+from nftk_jax import MLP, layerwise_kernels, layerwise_matvec  # noqa: E402
 from nftk_jax.data import load_fashion_mnist  # noqa: E402
 from nftk_jax.experiment._run_scalable import run_scalable_fit  # noqa: E402
 from nftk_jax.kernels._operators import StreamedLayerOperator  # noqa: E402
+from nftk_jax.linalg import solve_cg  # noqa: E402
 from nftk_jax.linalg._krr import encode_targets  # noqa: E402
 
 

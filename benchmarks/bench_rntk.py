@@ -47,12 +47,12 @@ from nftk_jax import (  # noqa: E402
     RNN,
     fit_mkl_kernels,
     layerwise_kernels,
-    pack_sequences,
     select_ridge,
 )
 from nftk_jax.data import UCR_DATASETS, load_ucr, resample_sequences  # noqa: E402
 from nftk_jax.linalg._krr import encode_targets, krr_fit, krr_predict  # noqa: E402
 from nftk_jax.mkl import select_spec  # noqa: E402
+from nftk_jax.model import pack_sequences  # noqa: E402
 
 
 def _split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

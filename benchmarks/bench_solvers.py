@@ -25,15 +25,14 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nftk_jax import (  # noqa: E402
-    MLP,
-    layerwise_kernels,
+from nftk_jax import MLP, layerwise_kernels  # noqa: E402
+from nftk_jax.data import load_mnist5k  # noqa: E402
+from nftk_jax.linalg import (  # noqa: E402
     nystrom_preconditioner,
     solve_cg,
     solve_cg_matrix_free,
     solve_dense,
 )
-from nftk_jax.data import load_mnist5k  # noqa: E402
 from nftk_jax.linalg._krr import encode_targets  # noqa: E402
 
 

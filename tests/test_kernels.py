@@ -13,8 +13,9 @@ import jax
 import numpy as np
 import pytest
 
-from nftk_jax import MLP, kernel_tiles, layerwise_kernels, layerwise_matvec
+from nftk_jax import MLP, layerwise_kernels, layerwise_matvec
 from nftk_jax.kernels import _layerwise as _kernels
+from nftk_jax.kernels import kernel_tiles
 from nftk_jax.model._compat import nt
 
 from helpers import ACTIVATIONS, PARAMETERIZATIONS, assert_close, random_inputs, rel_err

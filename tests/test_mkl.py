@@ -6,8 +6,9 @@ import pytest
 from mkl_cases import synthetic_problem
 from sklearn.kernel_ridge import KernelRidge
 
-from nftk_jax import MKLHistory, NFTKResult, fit_mkl_kernels
+from nftk_jax import NFTKResult, fit_mkl_kernels
 from nftk_jax.linalg._krr import encode_targets
+from nftk_jax.mkl import MKLHistory
 
 from helpers import assert_close
 

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nftk_jax import MLP, encode_targets, krr_fit, krr_predict, layerwise_kernels
+from nftk_jax import MLP, krr_fit, krr_predict, layerwise_kernels
+from nftk_jax.linalg import encode_targets
 from nftk_jax.mkl._constraints import CONSTRAINTS, project
 
 from helpers import ACTIVATIONS, assert_close

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 import nftk_jax as nk
+from nftk_jax.finite import head_empirical_ntks
 from nftk_jax.finite._rnn_network import rnn_heads
+from nftk_jax.model import pack_sequences, unpack_sequences
 
 from helpers import assert_close, rel_err
 
@@ -107,13 +109,13 @@ def test_padding_invariance():
         padded[i, : len(s)] = s
     ref = nk.layerwise_kernels(spec, SEQS)
     assert_close(nk.layerwise_kernels(spec, (padded, lengths)), ref, rtol=1e-12)
-    assert_close(nk.layerwise_kernels(spec, nk.pack_sequences(padded, lengths)), ref)
+    assert_close(nk.layerwise_kernels(spec, pack_sequences(padded, lengths)), ref)
     # One sequence against itself, inside sets of different padded lengths.
     longer = [*SEQS[1:2], RNG.normal(size=(30, 3))]
     k_short = nk.layerwise_kernels(spec, SEQS[1:2], SEQS[1:2])
     k_long = nk.layerwise_kernels(spec, SEQS[1:2], longer)
     assert_close(k_long[:, :, :1], k_short, rtol=1e-12)
-    assert_close(nk.unpack_sequences(nk.pack_sequences(SEQS))[3], SEQS[3], rtol=0)
+    assert_close(unpack_sequences(pack_sequences(SEQS))[3], SEQS[3], rtol=0)
 
 
 def test_end_alignment_and_initial_state():
@@ -159,7 +161,7 @@ def test_empirical_ntk_converges_to_heads(activation):
     enough that the fitted slope left the band for some sequence draws."""
     rng = np.random.default_rng(0)
     seqs = [rng.normal(size=(t, 2)) for t in (1, 3, 3, 5)]
-    packed = nk.pack_sequences(seqs)
+    packed = pack_sequences(seqs)
     widths = (64, 256, 1024)
     errs = []
     for width in widths:
@@ -176,7 +178,7 @@ def test_empirical_ntk_converges_to_heads(activation):
     # The library's own empirical NTK agrees with the direct Jacobian product.
     spec = nk.RNN(depth=2, activation=activation, width=64, sigma_h=0.5)
     params = nk.nftk_network(spec, 1).init_fn(jax.random.key(0), 2)
-    lib = nk.head_empirical_ntks(spec, params, seqs, implementation=1)
+    lib = head_empirical_ntks(spec, params, seqs, implementation=1)
     assert_close(lib, _empirical_heads(spec, packed, [0])[0], rtol=1e-8)
 
 

@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from nftk_jax import ACTIVATIONS, MLP
+from nftk_jax import MLP
+from nftk_jax.model import ACTIVATIONS
 
 from helpers import ACTIVATIONS as TEST_ACTIVATIONS
 from helpers import PARAMETERIZATIONS, random_inputs

@@ -1,9 +1,9 @@
 r"""Does a finite network learn the same layer importance as the kernel learner?
 
 The paper trains :math:`\Omega` together with the network at finite width
-(:func:`~nftk_jax.train_paper_mode`: alternating steps on :math:`\theta` and on the
-head weights :math:`w = \sqrt{\Omega}`); this package learns :math:`\Omega` on the
-infinite-width kernels (:func:`~nftk_jax.fit_mkl`). Both weigh the *raw* layer
+(:func:`~nftk_jax.finite.train_paper_mode`: alternating steps on :math:`\theta` and
+on the head weights :math:`w = \sqrt{\Omega}`); this package learns :math:`\Omega`
+on the infinite-width kernels (:func:`~nftk_jax.fit_mkl`). Both weigh the *raw* layer
 kernels (the finite network's NTK is :math:`\sum_l w_{cl}^2\Theta_l`), so the
 comparison uses the kernel-learned :math:`\Omega` on the raw kernels
 (``omega_raw.npy`` of ``nftk fit``). Agreement is measured per class by the
@@ -76,7 +76,7 @@ def run_interpret(
 
     ``omega_kernel`` (raw kernels) is used when given, else learned with
     :func:`~nftk_jax.fit_mkl` (val_mse, simplex, ``relative_ridge``). The finite
-    network (``spec.width``) is trained with :func:`~nftk_jax.train_paper_mode`
+    network (``spec.width``) is trained with :func:`~nftk_jax.finite.train_paper_mode`
     (the paper's defaults, ``train_steps`` mini-batch steps). Writes
     ``interpret.json``, ``omega_kernel.npy``, ``omega_finite.npy`` and
     ``omega_agreement.png``; returns the JSON content.

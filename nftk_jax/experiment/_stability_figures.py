@@ -31,7 +31,7 @@ def plot_omega_stability(
     selection frequency per class and layer (annotated).
 
     Args:
-        stability: an :class:`~nftk_jax.OmegaStability`.
+        stability: an :class:`~nftk_jax.mkl.OmegaStability`.
         path: PNG destination.
         class_names: ``d`` labels.
         title: figure title.

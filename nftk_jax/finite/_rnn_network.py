@@ -8,10 +8,10 @@ tree so that one pytree describes the network, but the forward pass stops their
 gradient: they are neither trained nor part of the empirical NTK, as in the
 kernel's derivation (docs/rntk.md).
 
-Inputs are packed sequence arrays (:func:`~nftk_jax.pack_sequences`); a sequence
+Inputs are packed sequence arrays (:func:`~nftk_jax.model.pack_sequences`); a sequence
 of length ``T_i`` is run over its own steps only, so padding never reaches a
 hidden state. :func:`~nftk_jax.nftk_network`, :func:`~nftk_jax.train_network`,
-:func:`~nftk_jax.head_empirical_ntks` and :func:`~nftk_jax.compare_widths` use
+:func:`~nftk_jax.finite.head_empirical_ntks` and :func:`~nftk_jax.compare_widths` use
 this network for an ``RNN`` spec.
 """
 

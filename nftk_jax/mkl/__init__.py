@@ -57,6 +57,8 @@ __all__ = [
     "learner_options",
     "MKLHistory",
     "MKLStep",
+    "NFTKClassifier",
+    "NFTKRegressor",
     "NFTKResult",
     "OBJECTIVES",
     "OmegaStability",
@@ -79,3 +81,21 @@ __all__ = [
     "summarise_omegas",
     "validation_split",
 ]
+
+# scikit-learn costs seconds to import (it pulls in pandas and scipy.stats), so the
+# scikit-learn estimators load on first use: `import nftk_jax` stays fast.
+_LAZY = {"NFTKClassifier": "._estimators", "NFTKRegressor": "._estimators"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -150,7 +150,7 @@ class NFTKClassifier(ClassifierMixin, _NFTKBase):
         classes_: ``(d,)`` the sorted distinct labels.
         omega_: ``(d, L)`` learned layer weights.
         alpha_: ``(n, d)`` dual coefficients.
-        history_: the learner's :class:`~nftk_jax.MKLHistory`.
+        history_: the learner's :class:`~nftk_jax.mkl.MKLHistory`.
         result_: the full :class:`~nftk_jax.NFTKResult`.
     """
 

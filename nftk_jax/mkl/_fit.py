@@ -145,7 +145,7 @@ def fit_mkl(
         kernel_storage: where the ``(L, n, n)`` kernels live. ``'memory'``
             (default): cached in RAM, :math:`8 L n^2` bytes. ``'disk'``: computed
             once into files under ``kernel_dir`` (float32,
-            :class:`~nftk_jax.DiskLayerOperator`) and streamed back in
+            :class:`~nftk_jax.kernels.DiskLayerOperator`) and streamed back in
             row panels for every product; reused when present, so an interrupted
             fit restarts without recomputing them. ``'recompute'``: nothing
             stored, every product recomputes the kernel tiles

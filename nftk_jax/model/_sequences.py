@@ -119,7 +119,7 @@ def pack_sequences(seqs: Any, lengths: Any = None, *, name: str = "x") -> np.nda
 
     Example:
         >>> import numpy as np
-        >>> from nftk_jax import pack_sequences
+        >>> from nftk_jax.model import pack_sequences
         >>> pack_sequences([np.array([[1.0], [2.0]]), np.array([[3.0]])])
         array([[2., 1., 2., 1.],
                [1., 1., 3., 0.]])
