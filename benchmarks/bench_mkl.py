@@ -37,8 +37,8 @@ import numpy as np  # noqa: E402
 from nftk_jax import MLP, fit_mkl_kernels, layerwise_kernels  # noqa: E402
 from nftk_jax.data import load_mnist5k  # noqa: E402
 from nftk_jax.linalg._krr import encode_targets, krr_fit, krr_predict  # noqa: E402
+from nftk_jax.mkl import validation_split  # noqa: E402
 from nftk_jax.mkl._evaluator import _cho_solve, _dense_factor  # noqa: E402
-from nftk_jax.mkl._fit import validation_split  # noqa: E402
 
 
 def _accuracy(theta_tr, theta_te, Y, y_te, omega, ridge) -> float:

@@ -122,7 +122,7 @@ def test_a_failed_run_leaves_no_directory(tmp_path, capsys, monkeypatch):
     def broken(*a, **k):
         raise NFTKInputError("solver exploded")
 
-    monkeypatch.setattr(fit, "fit_mkl_kernels", broken)
+    monkeypatch.setattr(fit, "learn_and_refit", broken)
     out = tmp_path / "new" / "runs"
     assert main([*SMALL_FIT, "--out", str(out), "--name", "x"]) == 2
     assert "solver exploded" in capsys.readouterr().err
@@ -165,7 +165,7 @@ def _brute_force_loo(theta, Y, grid):
 
 def test_fit_mkl_accepts_ridge_loo_like_the_cli():
     from nftk_jax.data import load_digits
-    from nftk_jax.mkl._fit import validation_split
+    from nftk_jax.mkl import validation_split
     from nftk_jax.mkl._ridge import default_ridge_grid
 
     ds = load_digits(seed=0)

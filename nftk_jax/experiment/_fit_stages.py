@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import progress_bar, take_blocks, write_json, write_npy
+from ..core import progress_bar, write_json, write_npy
 from ._run_ridge import choose_ridge as _choose_ridge
 
 __all__ = ["peak_rss_gib", "run_stages"]
@@ -64,10 +64,6 @@ def release_free_memory() -> None:
         pass
 
 
-def _bar(total: int, desc: str, enabled: bool, unit: str = "it"):
-    return progress_bar(total, desc, enabled=enabled, unit=unit)
-
-
 def _splits(y_tr: np.ndarray, config: dict) -> tuple:
     """The ``K`` (fit, validation) splits; run 0 is the one ``fit_mkl`` makes.
 
@@ -90,9 +86,9 @@ def _baselines(theta_tr, theta_te, y_tr, y_te, ridge, splits, d, progress) -> di
     from ._baselines import reference_baselines
 
     L = theta_tr.shape[0]
-    bar = _bar(
+    bar = progress_bar(
         L + 1 + len(splits), "baselines (single depths, uniform mix, depth selection)",
-        progress, unit="fit",
+        enabled=progress, unit="fit",
     )  # fmt: skip
     ref = reference_baselines(
         theta_tr, theta_te, y_tr, y_te, ridge=ridge, splits=splits, n_classes=d,
@@ -142,55 +138,49 @@ def _test_kernels(spec, x_te, x_tr, scale, dtype, progress):
     return jax.device_put(theta_te)
 
 
-def _learn_omega(theta_tr, y_tr, ridge_value, config, d, splits, ckpt, progress, log):
-    from ..mkl import fit_mkl_kernels
+def _learn_options(config: dict, d: int) -> dict:
+    """The learner's settings of the run's configuration."""
+    return {"objective": config["objective"], "constraint": config["constraint"],
+            "steps": config["steps"], "tol": config["tol"],
+            "solver": config["solver"], "n_classes": d}  # fmt: skip
 
-    objective = config["objective"]
-    if objective == "val_mse":
-        fit_idx, val_idx = splits[0]
-        theta_fit = take_blocks(theta_tr, fit_idx, fit_idx)
-        theta_val = take_blocks(theta_tr, val_idx, fit_idx)
-        y_fit, y_val = y_tr[fit_idx], y_tr[val_idx]
-    else:
-        theta_fit, theta_val, y_fit, y_val = theta_tr, None, y_tr, None
-    log(f"learning Omega: objective={objective}, constraint={config['constraint']}")
-    return fit_mkl_kernels(
-        theta_fit,
-        y_fit,
-        theta_val=theta_val,
-        y_val=y_val,
-        ridge=ridge_value,
-        objective=objective,
-        constraint=config["constraint"],
-        steps=config["steps"],
-        tol=config["tol"],
-        solver=config["solver"],
-        n_classes=d,
-        checkpoint=ckpt,
-        progress=progress,
+
+def _learn_omega(theta_tr, y_tr, ridge_value, config, d, splits, ckpt, progress, log):
+    """Omega on split 0 (resumable), alpha refit on all training inputs."""
+    from ..mkl import array_kernels, learn_and_refit
+
+    split = splits[0] if config["objective"] == "val_mse" else None
+    log(
+        f"learning Omega: objective={config['objective']}, "
+        f"constraint={config['constraint']}"
     )
+    return learn_and_refit(
+        array_kernels(theta_tr), y_tr, split, ridge=ridge_value, checkpoint=ckpt,
+        progress=progress, **_learn_options(config, d),
+    )  # fmt: skip
 
 
 def _learn_resamples(theta_tr, y_tr, ridge_value, config, d, splits, progress, log):
-    """Omegas ``(K - 1, d, L)`` learned on the further splits (no checkpoints)."""
-    from ..mkl import fit_split
+    """The results (Omega, refit alpha) on the further splits (no checkpoints)."""
+    from ..mkl import array_kernels, learn_and_refit
 
     if len(splits) < 2:
         return []
     log(f"learning Omega on {len(splits) - 1} more validation splits")
-    bar = _bar(len(splits) - 1, "Omega on more splits", progress, unit="split")
-    omegas = []
-    for fit_idx, val_idx in splits[1:]:
-        omegas.append(fit_split(
-            theta_tr, y_tr, fit_idx, val_idx, ridge=ridge_value,
-            constraint=config["constraint"], steps=config["steps"], tol=config["tol"],
-            solver=config["solver"], n_classes=d,
+    bar = progress_bar(
+        len(splits) - 1, "Omega on more splits", enabled=progress, unit="split"
+    )
+    results = []
+    for split in splits[1:]:
+        results.append(learn_and_refit(
+            array_kernels(theta_tr), y_tr, split, ridge=ridge_value,
+            **_learn_options(config, d),
         ))  # fmt: skip
         if bar is not None:
             bar.update()
     if bar is not None:
         bar.close()
-    return omegas
+    return results
 
 
 def _ridge(theta_tr, y_tr, ctx) -> tuple[dict, dict | None]:
@@ -222,25 +212,16 @@ def _reference(theta_tr, theta_te, y_tr, y_te, info, ctx) -> dict:
     return base
 
 
-def _evaluate(theta_tr, theta_te, y_tr, y_te, omegas, base, result, seed) -> dict:
-    """Test predictions of the learned Omegas against the baselines.
-
-    Each Omega is refit on all training inputs with the learner's solver
-    (``result.solver``: dense Cholesky or CG), as :func:`fit_mkl` refits.
-    """
-    import jax.numpy as jnp
-
+def _evaluate(theta_te, y_te, results, base, seed) -> dict:
+    """Test predictions of the learned Omegas (each refit on all training inputs
+    with the learner's solver, as :func:`~nftk_jax.fit_mkl` refits) against the
+    baselines."""
     from ..linalg import krr_predict
-    from ..mkl import refit_alpha
     from ._baselines import compare_learned
 
-    options = {"n_classes": result.omega.shape[0]}
-    theta = jnp.asarray(theta_tr)
     learned = []
-    for omega in omegas:
-        at = result._replace(omega=np.asarray(omega), ridge=base["ridge"]["value"])
-        alpha = refit_alpha(at, theta, y_tr, options, None).alpha
-        scores = np.asarray(krr_predict(theta_te, alpha, omega))
+    for res in results:
+        scores = np.asarray(krr_predict(theta_te, res.alpha, res.omega))
         learned.append(np.argmax(scores, axis=1) == y_te)
     return compare_learned(base, learned, seed=seed)
 
@@ -274,8 +255,9 @@ def run_stages(spec, dataset, out, config, *, dtype, progress, log, ridge_grid):
     result = _learn_omega(
         theta_tr, y_tr, ridge, config, d, splits, out / "checkpoint.npz", progress, log
     )
-    omegas = [np.asarray(result.omega)]
-    omegas += _learn_resamples(theta_tr, y_tr, ridge, config, d, splits, progress, log)
+    results = [result]
+    results += _learn_resamples(theta_tr, y_tr, ridge, config, d, splits, progress, log)
+    omegas = [np.asarray(res.omega) for res in results]
     lap("omega_learning_s")
     theta_te = _test_kernels(spec, x_te, x_tr, scale, dtype, progress)
     lap("kernels_s")
@@ -286,10 +268,9 @@ def run_stages(spec, dataset, out, config, *, dtype, progress, log, ridge_grid):
         f"evaluating: test predictions of the learned Omega"
         f"{'s' if len(omegas) > 1 else ''}, bootstrap intervals, McNemar tests"
     )
-    baselines = _evaluate(
-        theta_tr, theta_te, y_tr, y_te, omegas, base, result, config["seed"]
-    )
-    del theta_tr, theta_te
+    del theta_tr  # the refits are done: the evaluation needs the test kernels only
+    baselines = _evaluate(theta_te, y_te, results, base, config["seed"])
+    del theta_te
     lap("evaluation_s")
     metrics = _metrics(result, baselines, base["ridge"], scale, timings)
     _write_results(out, dataset, config, result, scale, metrics, omegas, splits)

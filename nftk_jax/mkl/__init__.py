@@ -1,7 +1,7 @@
 """mkl layer (see docs/architecture.md)."""
 
 from ._constraints import CONSTRAINT_REGISTRY, CONSTRAINTS, Box, L1Ball, NonNeg, Simplex
-from ._fit import fit_mkl, refit_alpha, validation_split
+from ._fit import fit_mkl
 from ._learner import fit_mkl_kernels
 from ._objectives import OBJECTIVES
 from ._options import LearnerOptions, learner_options
@@ -20,6 +20,7 @@ from ._solver_options import (
     NoPreconditioner,
     Nystrom,
 )
+from ._split import array_kernels, learn_and_refit, refit_alpha, validation_split
 from ._stability import (
     OmegaStability,
     fit_split,
@@ -65,12 +66,14 @@ __all__ = [
     "RidgeSelection",
     "SOLVERS",
     "SpecSelection",
+    "array_kernels",
     "default_ridge_grid",
     "fit_mkl",
     "fit_mkl_kernels",
     "fit_split",
     "gaussian_class_probabilities",
     "grid_edge",
+    "learn_and_refit",
     "omega_stability",
     "posterior_variance",
     "rank_correlation",

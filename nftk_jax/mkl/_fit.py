@@ -1,8 +1,7 @@
-r"""``fit_mkl``: the layerwise kernels of a spec computed once, Omega learned on a
-seeded validation split (:func:`validation_split`) by
-:func:`~nftk_jax.mkl._learner.fit_mkl_kernels`, and the dual coefficients refit
-on all training inputs (:func:`refit_alpha`); the kernels cached in memory, on
-disk or recomputed (layer operators).
+r"""``fit_mkl``: the layerwise kernels of a spec computed once, cached in memory, on
+disk or recomputed (layer operators), then Omega learned on a seeded validation
+split and the dual coefficients refit on all training inputs by
+:func:`~nftk_jax.mkl._split.learn_and_refit`.
 """
 
 from __future__ import annotations
@@ -14,65 +13,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import NFTKInputError, check_positive_number
-from ..linalg import absolute_ridge, check_ridge, encode_targets, worst_status
+from ..core import NFTKInputError
+from ..linalg import absolute_ridge, check_ridge, encode_targets
 from ..model import check_spec_inputs
-from ._evaluator import make_linear_solver
 from ._learner import fit_mkl_kernels
 from ._objectives import check_objective
 from ._result import NFTKResult
 from ._ridge import RIDGE_METHODS, select_ridge_for_labels
-from ._solver_options import CG_KEYWORDS, as_solver, with_kind
+from ._split import array_kernels, check_fraction, learn_and_refit, validation_split
 
-__all__ = ["KERNEL_STORAGES", "fit_mkl", "refit_alpha", "validation_split"]
+__all__ = ["KERNEL_STORAGES", "fit_mkl"]
 
 #: Names accepted by ``fit_mkl(kernel_storage=)``.
 KERNEL_STORAGES = ("memory", "disk", "recompute")
-
-
-def _check_float(value: Any, name: str, *, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    return check_positive_number(
-        value,
-        f"{name} must be a positive number, got {value!r}.",
-        f"{name} must be finite and > 0, got {value!r}.",
-    )
-
-
-def _check_fraction(fraction: Any) -> float:
-    frac = _check_float(fraction, "validation_fraction")
-    if frac >= 1:
-        raise NFTKInputError(f"validation_fraction must lie in (0, 1), got {fraction}.")
-    return frac
-
-
-def validation_split(
-    y: np.ndarray, fraction: float, seed: int, stratify: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (stratified for labels) split into sorted train and validation indices."""
-    _check_fraction(fraction)
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    groups = (
-        [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(n)]
-    )
-    val = []
-    for idx in groups:
-        k = int(round(fraction * len(idx)))
-        if len(idx) >= 2:
-            k = min(max(k, 1), len(idx) - 1)
-        else:
-            k = 0
-        val.append(rng.permutation(idx)[:k])
-    val_idx = np.sort(np.concatenate(val)).astype(np.int64)
-    if len(val_idx) == 0 or len(val_idx) == n:
-        raise NFTKInputError(
-            f"validation_fraction={fraction} leaves an empty training or validation "
-            f"part of the {n} examples; pass x_val/y_val or change the fraction."
-        )
-    train_idx = np.setdiff1d(np.arange(n), val_idx)
-    return train_idx, val_idx
 
 
 def _check_cached_kernels_fit(n: int, depth: int, dtype: np.dtype) -> None:
@@ -171,7 +124,7 @@ def fit_mkl(
         if n_classes is not None:
             options["n_classes"] = n_classes
         objective = check_objective(objective)
-        frac = _check_fraction(validation_fraction)
+        frac = check_fraction(validation_fraction)
         rho = _ridge_or_method(ridge, kernel_storage)
         dt = resolve_dtype(dtype)
         if kernel_storage not in KERNEL_STORAGES:
@@ -179,22 +132,27 @@ def fit_mkl(
                 f"kernel_storage={kernel_storage!r} is unknown; choose one of "
                 f"{list(KERNEL_STORAGES)}."
             )
-        if kernel_storage != "memory":
-            return _fit_mkl_operators(
-                spec, xx, y_arr, x_val=x_val, y_val=y_val, rho=rho,
-                relative_ridge=relative_ridge, objective=objective, frac=frac,
-                seed=seed, refit=refit, is_clf=is_clf, storage=kernel_storage,
-                kernel_dir=kernel_dir, memory_budget=memory_budget, dtype=dt,
-                progress=progress, options=options, engine=engine,
-            )  # fmt: skip
-        _check_cached_kernels_fit(len(xx), spec.depth, dt)
-        kern = {"memory_budget": memory_budget, "dtype": dt, "progress": progress,
-                "engine": engine}  # fmt: skip
-        res, x_train = _fit_mkl_memory(
-            spec, xx, y_arr, x_val=x_val, y_val=y_val, rho=rho,
-            relative_ridge=relative_ridge, objective=objective, frac=frac, seed=seed,
-            refit=refit, is_clf=is_clf, kern=kern, options=options,
+        xv, split = _plan_split(
+            spec, xx, y_arr, is_clf, x_val=x_val, y_val=y_val, objective=objective,
+            frac=frac, seed=seed,
         )  # fmt: skip
+        run = {"objective": objective, "progress": progress,
+               "memory_budget": memory_budget, **options}  # fmt: skip
+        fit = {"xv": xv, "y_val": y_val, "split": split, "rho": rho,
+               "relative_ridge": relative_ridge, "refit": refit,
+               "run": run}  # fmt: skip
+        if kernel_storage == "memory":
+            _check_cached_kernels_fit(len(xx), spec.depth, dt)
+            kern = {"memory_budget": memory_budget, "dtype": dt,
+                    "progress": progress, "engine": engine}  # fmt: skip
+            res = _fit_mkl_memory(spec, xx, y_arr, kern=kern, **fit)
+        else:
+            res = _fit_mkl_operators(
+                spec, xx, y_arr, storage=kernel_storage, kernel_dir=kernel_dir,
+                dtype=dt, engine=engine, **fit,
+            )  # fmt: skip
+    # alpha belongs to all of x, or to the fitting rows when not refit
+    x_train = xx if split is None or refit else xx[split[0]]
     return res._replace(spec=spec, x_train=np.asarray(x_train), kernel_dtype=dt)
 
 
@@ -224,49 +182,41 @@ def _scaled_ridge(rho, relative_ridge, theta, y_fit, n_classes) -> float:
     return absolute_ridge(rho, theta) if relative_ridge else rho
 
 
-def _fit_mkl_memory(
-    spec, xx, y_arr, *, x_val, y_val, rho, relative_ridge, objective, frac, seed,
-    refit, is_clf, kern, options,
-) -> tuple[NFTKResult, np.ndarray]:  # fmt: skip
-    """:func:`fit_mkl` with cached kernels, computed once for all inputs and
-    sliced; the result and the inputs its ``alpha`` belongs to."""
-    from ..kernels import layerwise_kernels
-
-    run = {"objective": objective, "progress": kern["progress"],
-           "memory_budget": kern["memory_budget"], **options}  # fmt: skip
-
-    def ridge_for(theta, y_fit) -> float:
-        return _scaled_ridge(
-            rho, relative_ridge, theta, y_fit, options.get("n_classes")
-        )
-
+def _plan_split(spec, xx, y_arr, is_clf, *, x_val, y_val, objective, frac, seed):
+    """``(x_val checked, None)`` when the caller gave validation inputs, else
+    ``(None, split)``: the seeded validation split of ``x`` for ``'val_mse'``,
+    ``None`` for an objective that needs no validation part."""
     if x_val is not None:
         xv = check_spec_inputs(spec, x_val, "x_val", like=xx)
         if y_val is None:
             raise NFTKInputError("x_val was given without y_val; pass both.")
-        theta = layerwise_kernels(spec, xx, **kern)
-        theta_val = layerwise_kernels(spec, xv, xx, **kern)
-        res = fit_mkl_kernels(theta, y_arr, theta_val=theta_val, y_val=y_val,
-                              ridge=ridge_for(theta, y_arr), **run)  # fmt: skip
-        return res, xx
+        return xv, None
     if objective != "val_mse":
-        theta = layerwise_kernels(spec, xx, **kern)
-        return fit_mkl_kernels(theta, y_arr, ridge=ridge_for(theta, y_arr), **run), xx
+        return None, None
     if y_val is not None:
         raise NFTKInputError("y_val was given without x_val; pass both.")
-    tr, va = validation_split(
-        y_arr if is_clf else np.zeros(len(xx)), frac, seed, stratify=is_clf
-    )
-    theta_all = np.asarray(layerwise_kernels(spec, xx, **kern))
-    theta_tr = theta_all[:, tr][:, :, tr]
-    res = fit_mkl_kernels(
-        theta_tr, y_arr[tr], theta_val=theta_all[:, va][:, :, tr], y_val=y_arr[va],
-        ridge=ridge_for(theta_tr, y_arr[tr]), **run,
-    )  # fmt: skip
-    if not refit:
-        return res, xx[tr]
-    th = jnp.asarray(theta_all, dtype=jnp.float64)
-    return refit_alpha(res, th, y_arr, options, kern["memory_budget"]), xx
+    labels = y_arr if is_clf else np.zeros(len(xx))
+    return None, validation_split(labels, frac, seed, stratify=is_clf)
+
+
+def _fit_mkl_memory(
+    spec, xx, y_arr, *, xv, y_val, split, rho, relative_ridge, refit, kern, run
+) -> NFTKResult:
+    """:func:`fit_mkl` with cached kernels, computed once for all inputs and
+    sliced."""
+    from ..kernels import layerwise_kernels
+
+    def ridge_for(theta, y_fit) -> float:
+        return _scaled_ridge(rho, relative_ridge, theta, y_fit, run.get("n_classes"))
+
+    theta = layerwise_kernels(spec, xx, **kern)
+    if xv is not None:
+        theta_val = layerwise_kernels(spec, xv, xx, **kern)
+        return fit_mkl_kernels(theta, y_arr, theta_val=theta_val, y_val=y_val,
+                               ridge=ridge_for(theta, y_arr), **run)  # fmt: skip
+    # The refit solves in float64 whatever the kernel dtype.
+    kernels = array_kernels(theta, refit_dtype=None if split is None else jnp.float64)
+    return learn_and_refit(kernels, y_arr, split, ridge=ridge_for, refit=refit, **run)
 
 
 def _ridge_or_method(ridge: Any, kernel_storage: str) -> float | str:
@@ -286,39 +236,9 @@ def _ridge_or_method(ridge: Any, kernel_storage: str) -> float | str:
     return check_ridge(ridge)
 
 
-def refit_alpha(res: NFTKResult, theta, y_arr, options, memory_budget) -> NFTKResult:
-    """``res`` with ``alpha`` recomputed on all training inputs at its Omega.
-
-    ``theta`` holds the kernels of all inputs (array or layer operator); the solve
-    uses the learner's solver with the learned Omega as the preconditioner's mix.
-    """
-    Y_all, _ = encode_targets(
-        y_arr, len(y_arr), n_classes=options.get("n_classes"), name="y"
-    )
-    statuses = [res.solver_status]
-    loose = {k: options.get(k, default) for k, default in CG_KEYWORDS.items()}
-    solver = with_kind(as_solver(options.get("solver", "auto"), **loose), res.solver)
-    prepare = make_linear_solver(
-        solver,
-        theta,
-        ridge=res.ridge,
-        reference=res.omega,
-        memory_budget=memory_budget,
-        statuses=statuses,
-    )
-    alpha = prepare(jnp.asarray(res.omega))(jnp.asarray(Y_all), None)
-    status = worst_status(*statuses)
-    return res._replace(
-        alpha=np.asarray(alpha, dtype=np.float64),
-        solver_status=status,
-        converged=res.converged and status == "converged",
-    )
-
-
 def _fit_mkl_operators(
-    spec, xx, y_arr, *, x_val, y_val, rho, relative_ridge, objective, frac, seed,
-    refit, is_clf, storage, kernel_dir, memory_budget, dtype, progress, options,
-    engine="auto",
+    spec, xx, y_arr, *, xv, y_val, split, rho, relative_ridge, refit, storage,
+    kernel_dir, dtype, engine, run,
 ) -> NFTKResult:  # fmt: skip
     """:func:`fit_mkl` with the kernels on disk or recomputed: layer operators."""
     from ..kernels import DiskLayerOperator, StreamedLayerOperator
@@ -330,6 +250,8 @@ def _fit_mkl_operators(
                 "files (about 4 L n^2 bytes)."
             )
         os.makedirs(kernel_dir, exist_ok=True)
+
+    memory_budget, progress = run["memory_budget"], run["progress"]
 
     def operator(name, x1, x2=None):
         if storage == "recompute":
@@ -350,41 +272,17 @@ def _fit_mkl_operators(
     def scaled(op) -> float:
         return absolute_ridge(rho, op) if relative_ridge else rho
 
-    options = dict(options)
-    options.setdefault("solver", "matrix_free")
-    fit_x, fit_y = xx, y_arr
-    if x_val is not None:
-        xv = check_spec_inputs(spec, x_val, "x_val", like=xx)
-        if y_val is None:
-            raise NFTKInputError("x_val was given without y_val; pass both.")
-        op, op_val, yv = operator("train", xx), operator("xval", xv, xx), y_val
-    elif objective == "val_mse":
-        if y_val is not None:
-            raise NFTKInputError("y_val was given without x_val; pass both.")
-        tr, va = validation_split(
-            y_arr if is_clf else np.zeros(len(xx)), frac, seed, stratify=is_clf
-        )
-        fit_x, fit_y = xx[tr], y_arr[tr]
-        op, op_val, yv = (
-            operator("fit", fit_x),
-            operator("val", xx[va], fit_x),
-            y_arr[va],
-        )
-    else:
-        op, op_val, yv = operator("train", xx), None, None
-    res = fit_mkl_kernels(
-        op,
-        fit_y,
-        theta_val=op_val,
-        y_val=yv,
-        ridge=scaled(op),
-        objective=objective,
-        progress=progress,
-        memory_budget=memory_budget,
-        **options,
+    run = {"solver": "matrix_free", **run}
+    if xv is not None:
+        op = operator("train", xx)
+        return fit_mkl_kernels(op, y_arr, theta_val=operator("xval", xv, xx),
+                               y_val=y_val, ridge=scaled(op), **run)  # fmt: skip
+
+    def kernels(part, rows, cols):
+        if rows is None:
+            return operator("train", xx)
+        return operator(part, xx[rows], None if part == "fit" else xx[cols])
+
+    return learn_and_refit(
+        kernels, y_arr, split, ridge=lambda op, _: scaled(op), refit=refit, **run
     )
-    x_train = fit_x
-    if refit and fit_x is not xx:
-        res = refit_alpha(res, operator("train", xx), y_arr, options, memory_budget)
-        x_train = xx
-    return res._replace(spec=spec, x_train=np.asarray(x_train), kernel_dtype=dtype)

@@ -24,9 +24,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core import NFTKInputError, progress_bar, take_blocks
-from ._fit import validation_split
-from ._learner import fit_mkl_kernels
+from ..core import NFTKInputError, progress_bar
+from ._split import array_kernels, learn_and_refit, validation_split
 
 __all__ = [
     "OmegaStability",
@@ -235,14 +234,8 @@ def fit_split(
     **options: Any,
 ) -> np.ndarray:
     """Omega ``(d, L)`` learned on rows ``fit`` of ``theta``, validated on ``val``."""
-    res = fit_mkl_kernels(
-        take_blocks(theta, fit, fit),
-        y[fit],
-        theta_val=take_blocks(theta, val, fit),
-        y_val=y[val],
-        ridge=ridge,
-        objective="val_mse",
-        **options,
+    res = learn_and_refit(
+        array_kernels(theta), y, (fit, val), ridge=ridge, refit=False, **options
     )
     return np.asarray(res.omega, dtype=np.float64)
 
