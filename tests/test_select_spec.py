@@ -8,6 +8,7 @@ import pytest
 
 from nftk_jax import MLP, RNN, layerwise_kernels
 from nftk_jax.core import NFTKInputError
+from nftk_jax.data import resample_sequences
 from nftk_jax.mkl import default_ridge_grid, select_spec
 
 from helpers import assert_close
@@ -89,3 +90,35 @@ def test_no_candidates_is_a_clear_error():
     x, y = data()
     with pytest.raises(NFTKInputError, match="candidates must hold at least one spec"):
         select_spec([], x, y)
+
+
+def test_views_are_scored_like_separate_calls_and_the_best_pair_wins():
+    """With a mapping of views, every (view, spec) pair gets the score a call on
+    that view alone gives, view-major, and the winner names its view."""
+    rng = np.random.default_rng(3)
+    seqs = [rng.normal(size=(int(t), 1)) for t in rng.integers(6, 14, size=24)]
+    y = np.array([int(s[-1, 0] > 0) for s in seqs])
+    views = {"raw": seqs, "8 steps": resample_sequences(seqs, 8, flatten=False)}
+    candidates = [RNN(2, sigma_w=1.0), RNN(2, activation="erf", sigma_w=1.4)]
+    sel = select_spec(candidates, views, y)
+    alone = [select_spec(candidates, v, y) for v in views.values()]
+    assert sel.scores.shape == (4,)
+    assert_close(sel.scores, np.concatenate([a.scores for a in alone]), rtol=1e-10)
+    assert_close(sel.ridges, np.concatenate([a.ridges for a in alone]))
+    best = int(np.argmin(sel.scores))
+    assert sel.index == best and sel.spec is candidates[best % 2]
+    assert sel.input == list(views)[best // 2]
+    assert select_spec(candidates, seqs, y).input is None
+
+
+@pytest.mark.parametrize(
+    ("views", "match"),
+    [
+        ({}, "mapping of input views is empty"),
+        ({"short": np.zeros((N - 1, 6))}, "view 'short' have 29 rows but y has 30"),
+    ],
+)
+def test_bad_views_are_clear_errors(views, match):
+    _, y = data()
+    with pytest.raises(NFTKInputError, match=match):
+        select_spec([MLP(2)], views, y)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nftk_jax.data import UCR_DATASETS, load_ucr, resample_sequences
+from nftk_jax import RNN, layerwise_kernels
+from nftk_jax.core import NFTKInputError
+from nftk_jax.data import UCR_DATASETS, length_view, load_ucr, resample_sequences
 
 from helpers import assert_close
 
@@ -69,6 +71,54 @@ def test_resample_sequences_linear():
     assert out.shape == (2, 10)
     assert_close(out[0].reshape(5, 2)[:, 0], [0.0, 1.0, 2.0, 3.0, 4.0])
     assert_close(out[1], np.ones(10))
+
+
+def test_resampling_keeps_the_ends_and_maps_each_series_alone():
+    """Invariants of the length views: the first and last steps are kept, a
+    series already of the target length is unchanged, the unflattened form is
+    the flattened one reshaped, and the view of a set is the stack of the views
+    of its series (nothing of one series, e.g. a test series, leaks into another)."""
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(int(t), 2)) for t in (1, 5, 12, 40)]
+    out = resample_sequences(seqs, 9, flatten=False)
+    assert out.shape == (4, 9, 2)
+    assert_close(out.reshape(4, -1), resample_sequences(seqs, 9))
+    for s, row in zip(seqs, out, strict=True):
+        assert_close(row[0], s[0])
+        assert_close(row[-1], s[-1])
+    assert_close(resample_sequences(seqs[1:2], 5, flatten=False)[0], seqs[1])
+    alone = np.concatenate([length_view([s], 9) for s in seqs])
+    assert_close(length_view(seqs, 9), alone)
+    raw = length_view(seqs, None)
+    assert [r.shape for r in raw] == [s.shape for s in seqs]
+    univariate = resample_sequences([np.arange(6.0)], 3, flatten=False)
+    assert_close(univariate[:, :, 0], [[0.0, 2.5, 5.0]])
+
+
+def test_resampled_view_is_an_rnn_input_of_one_length():
+    """A resampled view gives the same kernels as the list of its rows."""
+    rng = np.random.default_rng(1)
+    view = length_view([rng.normal(size=(int(t), 1)) for t in (4, 7, 11)], 6)
+    spec = RNN(2, activation="erf")
+    assert_close(
+        layerwise_kernels(spec, view), layerwise_kernels(spec, list(view)), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    ("seqs", "length", "match"),
+    [
+        ([np.ones(3)], 0, "length must be >= 1"),
+        ([np.ones(3)], 2.5, "length must be an integer"),
+        ([np.ones(3)], True, "length must be an integer"),
+        ([], 4, "at least one sequence"),
+        ([np.ones((0, 1))], 4, "non-empty"),
+        ([np.ones((3, 1)), np.ones((3, 2))], 4, "same number of features"),
+    ],
+)
+def test_resample_bad_input_is_named(seqs, length, match):
+    with pytest.raises(NFTKInputError, match=match):
+        resample_sequences(seqs, length)
 
 
 @pytest.mark.slow

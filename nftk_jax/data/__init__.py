@@ -28,6 +28,7 @@ from ._tfds import DataNotPreparedError
 from ._tfds import load_tfds as load_tfds
 from ._ucr import UCR_DATASETS as UCR_DATASETS
 from ._ucr import SequenceDataset as SequenceDataset
+from ._ucr import length_view as length_view
 from ._ucr import load_ucr as load_ucr
 from ._ucr import resample_sequences as resample_sequences
 
@@ -50,6 +51,7 @@ __all__ = [
     "load_gpt2_embedding",
     "load_idx_dataset",
     "load_mnist5k",
+    "length_view",
     "load_tfds",
     "load_ucr",
     "mnist5k_path",

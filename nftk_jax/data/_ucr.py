@@ -15,7 +15,13 @@ import numpy as np
 
 from ..core import NFTKDependencyError, NFTKInputError
 
-__all__ = ["UCR_DATASETS", "SequenceDataset", "load_ucr", "resample_sequences"]
+__all__ = [
+    "UCR_DATASETS",
+    "SequenceDataset",
+    "length_view",
+    "load_ucr",
+    "resample_sequences",
+]
 
 #: The classification sets aeon ships in its wheel (the last two have variable length).
 UCR_DATASETS = (
@@ -134,10 +140,20 @@ def load_ucr(name: str, *, normalise: bool = True) -> SequenceDataset:
     )
 
 
-def resample_sequences(seqs: Any, length: int) -> np.ndarray:
-    """Resample every sequence to ``length`` steps (linear interpolation), flattened.
+def resample_sequences(seqs: Any, length: int, *, flatten: bool = True) -> np.ndarray:
+    """Resample every sequence to ``length`` steps (linear interpolation).
 
-    Gives the fixed-size rows an MLP needs: ``(n, length * features)``.
+    Each series is stretched or squeezed on its own (its first and last steps are
+    kept, the steps between are interpolated linearly), so no statistic of other
+    series enters: the training and test series go through the same map.
+
+    Args:
+        seqs: ``(T_i, features)`` or ``(T_i,)`` arrays of any lengths (>= 1).
+        length: the common number of steps (>= 1).
+        flatten: ``True`` gives the fixed-size rows an MLP needs,
+            ``(n, length * features)``; ``False`` keeps the steps,
+            ``(n, length, features)``, a padded array every row of which is full
+            (an RNN input of one common length).
 
     Example:
         >>> import numpy as np
@@ -145,15 +161,57 @@ def resample_sequences(seqs: Any, length: int) -> np.ndarray:
         >>> resample_sequences([np.array([0.0, 2.0]), np.array([1.0, 1.0, 1.0])], 3)
         array([[0., 1., 2.],
                [1., 1., 1.]])
+        >>> resample_sequences([np.zeros((5, 2))], 3, flatten=False).shape
+        (1, 3, 2)
     """
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
+        raise NFTKInputError(f"length must be an integer >= 1, got {length!r}.")
     if int(length) < 1:
         raise NFTKInputError(f"length must be >= 1, got {length}.")
     rows = []
     for s in seqs:
         a = np.asarray(s, np.float64)
         a = a[:, None] if a.ndim == 1 else a
+        if a.ndim != 2 or len(a) == 0:
+            raise NFTKInputError(
+                "resample_sequences takes non-empty (T_i, features) or (T_i,) "
+                f"arrays, got one of shape {a.shape}."
+            )
         src = np.linspace(0.0, 1.0, len(a)) if len(a) > 1 else np.zeros(1)
         dst = np.linspace(0.0, 1.0, int(length))
-        cols = [np.interp(dst, src, a[:, j]) for j in range(a.shape[1])]
-        rows.append(np.stack(cols, axis=1).reshape(-1))
-    return np.stack(rows)
+        rows.append(np.stack([np.interp(dst, src, col) for col in a.T], axis=1))
+    if not rows:
+        raise NFTKInputError("resample_sequences needs at least one sequence.")
+    if len({r.shape[1] for r in rows}) > 1:
+        raise NFTKInputError(
+            "resample_sequences: every sequence needs the same number of features, "
+            f"got {sorted({r.shape[1] for r in rows})}."
+        )
+    out = np.stack(rows)
+    return out.reshape(len(rows), -1) if flatten else out
+
+
+def length_view(seqs: Any, length: int | None) -> Any:
+    """The sequences an RNN reads: as they are, or resampled to one length.
+
+    ``length=None`` keeps every series as it is (a list of ``(T_i, features)``
+    arrays, which the recurrent kernels align at their last step); an integer
+    resamples every series on its own to ``length`` steps, ``(n, length,
+    features)`` (:func:`resample_sequences` with ``flatten=False``), which
+    compares series of different lengths step for step over their whole span,
+    and, for a length below the series', shortens the recursion. Either way the
+    map is applied to each series alone, so the view of the test series is the
+    same function as that of the training series, and a length chosen on the
+    training set (``select_spec`` with a mapping of views) can be applied to the
+    test set unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from nftk_jax.data import length_view
+        >>> seqs = [np.arange(4.0), np.arange(9.0)]
+        >>> [len(s) for s in length_view(seqs, None)], length_view(seqs, 3).shape
+        ([4, 9], (2, 3, 1))
+    """
+    if length is None:
+        return [np.asarray(s) for s in seqs]
+    return resample_sequences(seqs, length, flatten=False)

@@ -13,6 +13,13 @@ eigendecomposition per candidate). The grid is relative to the mean diagonal of
 ridge together, so scores of kernels of different size compare directly. The
 leave-one-out accuracy at the selected ridge is reported beside the score.
 
+The inputs can be a choice too: given a mapping of named *views* of the same
+training rows (e.g. the raw sequences and the sequences resampled to a few common
+lengths), every candidate is scored on every view and the best (view, spec) pair
+wins. The scores compare across views because the targets and rows are the same;
+a view must be a function of each training series alone, so that the test series
+can be put through the same map.
+
 The winner is then used like any spec: Omega is learned on its kernels
 (:func:`~nftk_jax.fit_mkl`), which the criterion does not anticipate (it scores the
 uniform mix). Cost: one training-kernel evaluation and one ``n x n``
@@ -22,7 +29,7 @@ eigendecomposition per candidate.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -37,11 +44,12 @@ class SpecSelection(NamedTuple):
     """The selected architecture and every candidate's leave-one-out figures."""
 
     spec: Any  # the candidate with the smallest score
-    index: int  # its position in ``candidates``
+    index: int  # its position in ``candidates`` (with views: in views x candidates)
     scores: np.ndarray  # (S,) float64: min over the ridge grid of the LOO score
     ridges: np.ndarray  # (S,) float64: the ridge attaining it (absolute)
     loo_accuracy: np.ndarray  # (S,) float64: LOO accuracy there (labels only, else nan)
     edges: tuple  # (S,) 'lower' | 'upper' | None: ridge on an edge of its grid
+    input: Any = None  # key of the winning view when ``x`` maps names to views
 
 
 def _loo_accuracy(theta: np.ndarray, y: np.ndarray, ridge: float) -> float:
@@ -76,7 +84,8 @@ def select_spec(
 
     Args:
         candidates: specs (``MLP`` or ``RNN``), e.g. a grid over ``sigma_w``.
-        x: training inputs in any form ``layerwise_kernels`` takes for the specs.
+        x: training inputs in any form ``layerwise_kernels`` takes for the specs,
+            or a mapping from names to such inputs (views of the same rows).
         y: ``(n,)`` integer labels (or ``(n, d)`` float targets).
         n_classes: number of classes when some are absent from ``y``.
         method: ``'loo'`` or ``'gcv'``, as in :func:`select_ridge`.
@@ -96,6 +105,10 @@ def select_spec(
         >>> sel = select_spec([MLP(2, b_std=0.1), MLP(2, b_std=1.0)], x, y)
         >>> sel.scores.shape, sel.index in (0, 1)
         ((2,), True)
+        >>> views = {"all": x, "first 2": x[:, :2]}
+        >>> sel = select_spec([MLP(2, b_std=0.1)], views, y)
+        >>> sel.scores.shape, sel.input in views
+        ((2,), True)
     """
     from ..kernels import layerwise_kernels
 
@@ -105,16 +118,24 @@ def select_spec(
             "candidates must hold at least one spec, e.g. "
             "[RNN(3, sigma_w=1.0), RNN(3, sigma_w=1.4)]."
         )
+    views = _views(x)
     labels = np.asarray(y)
     is_labels = labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer)
     scores, ridges, accs, edges = [], [], [], []
     bar = progress_bar(
-        len(candidates), "candidate specs", enabled=progress, unit="spec"
+        len(views) * len(candidates), "candidate specs", enabled=progress, unit="spec"
     )
-    for spec in candidates:
+    for key, spec in ((k, c) for k in views for c in candidates):
         theta = np.asarray(
-            layerwise_kernels(spec, x, memory_budget=memory_budget, dtype=dtype)
+            layerwise_kernels(
+                spec, views[key], memory_budget=memory_budget, dtype=dtype
+            )
         )
+        if theta.shape[1] != labels.shape[0]:
+            raise NFTKInputError(
+                f"select_spec: the inputs{_name(key)} have {theta.shape[1]} rows "
+                f"but y has {labels.shape[0]}."
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RidgeGridEdgeWarning)
             sel = select_ridge_for_labels(theta, y, method, n_classes=n_classes)
@@ -141,11 +162,31 @@ def select_spec(
             RidgeGridEdgeWarning,
             stacklevel=2,
         )
+    keys = list(views)
     return SpecSelection(
-        spec=candidates[best],
+        spec=candidates[best % len(candidates)],
         index=best,
         scores=scores_arr,
         ridges=np.asarray(ridges, dtype=np.float64),
         loo_accuracy=np.asarray(accs, dtype=np.float64),
         edges=tuple(edges),
+        input=keys[best // len(candidates)] if isinstance(x, Mapping) else None,
     )
+
+
+_SINGLE = object()  # the key of the one view when ``x`` is not a mapping
+
+
+def _views(x: Any) -> dict:
+    if not isinstance(x, Mapping):
+        return {_SINGLE: x}
+    if not x:
+        raise NFTKInputError(
+            "select_spec: the mapping of input views is empty; give at least one, "
+            "e.g. {'raw': sequences}."
+        )
+    return dict(x)
+
+
+def _name(key: Any) -> str:
+    return "" if key is _SINGLE else f" of view {key!r}"
