@@ -15,9 +15,13 @@ For every set, in one run:
 With ``--tune`` the kernel hyperparameters of both kernel models are chosen per set
 on the training series alone, by closed-form leave-one-out of the uniform layer mix
 (``nftk_jax.mkl.select_spec``): for the RNN the activation (relu, erf) x
-``sigma_w`` (1, sqrt 2) x ``sigma_u`` (0.5, 1, 2), for the MLP the activation x
-``W_std`` (1, sqrt 2) x ``b_std`` (0.1, 1). Without it both use the fixed defaults
-below (ReLU, ``sigma_w = W_std = sqrt 2``).
+``sigma_w`` (1, sqrt 2) x ``sigma_u`` (0.25, 0.5, 1) x ``sigma_b`` (0.1, 1), each
+on every input view: the raw series (aligned at their last step) and the series
+resampled to each of ``--lengths`` (default 16, 32, 64 steps) shorter than the
+longest training series (``nftk_jax.data.length_view``); for the MLP, as before,
+the activation x ``W_std`` (1, sqrt 2) x ``b_std`` (0.1, 1) on the series resampled
+to the median training length. Without it both use the fixed defaults below (ReLU,
+``sigma_w = W_std = sqrt 2``, raw series for the RNN).
 
 One ridge per model, ``ridge * mean diagonal`` with ``ridge`` picked from a grid by
 closed-form leave-one-out on the uniform mix (``select_ridge``). Series are
@@ -28,6 +32,7 @@ Usage::
     .venv/bin/python benchmarks/bench_rntk.py                  # all seven sets
     .venv/bin/python benchmarks/bench_rntk.py --sets GunPoint   # one set
     .venv/bin/python benchmarks/bench_rntk.py --tune            # per-set LOO choice
+    .venv/bin/python benchmarks/bench_rntk.py --tune --lengths  # raw series only
 """
 
 from __future__ import annotations
@@ -49,7 +54,12 @@ from nftk_jax import (  # noqa: E402
     layerwise_kernels,
     select_ridge,
 )
-from nftk_jax.data import UCR_DATASETS, load_ucr, resample_sequences  # noqa: E402
+from nftk_jax.data import (  # noqa: E402
+    UCR_DATASETS,
+    length_view,
+    load_ucr,
+    resample_sequences,
+)
 from nftk_jax.linalg._krr import encode_targets, krr_fit, krr_predict  # noqa: E402
 from nftk_jax.mkl import select_spec  # noqa: E402
 from nftk_jax.model import pack_sequences  # noqa: E402
@@ -139,10 +149,11 @@ def _candidates(depth: int) -> tuple[list, list]:
     """The ``--tune`` grids: RNN specs and MLP specs."""
     acts = ("relu", "erf")
     rnns = [
-        RNN(depth=depth, activation=a, sigma_w=w, sigma_u=u, sigma_b=0.1, sigma_h=0.0)
+        RNN(depth=depth, activation=a, sigma_w=w, sigma_u=u, sigma_b=b, sigma_h=0.0)
         for a in acts
         for w in (1.0, float(np.sqrt(2.0)))
-        for u in (0.5, 1.0, 2.0)
+        for u in (0.25, 0.5, 1.0)
+        for b in (0.1, 1.0)
     ]
     mlps = [
         MLP(depth=depth, activation=a, W_std=w, b_std=b)
@@ -153,9 +164,21 @@ def _candidates(depth: int) -> tuple[list, list]:
     return rnns, mlps
 
 
-def _describe(spec) -> str:
+def _views(seqs, lengths) -> dict:
+    """The RNN's input views of the training series: raw (key ``None``) and every
+    length of ``lengths`` below the longest series, each series resampled alone."""
+    longest = max(len(s) for s in seqs)
+    keys = [None] + [int(t) for t in lengths if int(t) < longest]
+    return {key: length_view(seqs, key) for key in keys}
+
+
+def _describe(spec, length=None) -> str:
     if isinstance(spec, RNN):
-        return f"{spec.activation} w={spec.sigma_w:.2f} u={spec.sigma_u:.1f}"
+        view = "raw" if length is None else f"T={length}"
+        return (
+            f"{spec.activation} w={spec.sigma_w:.2f} u={spec.sigma_u:.1f} "
+            f"b={spec.sigma_b:.1f} {view}"
+        )
     return f"{spec.activation} W={spec.W_std:.2f} b={spec.b_std:.1f}"
 
 
@@ -164,21 +187,26 @@ def run(name: str, args) -> dict:
     d = len(ds.classes)
     y, y_test = ds.y_train, ds.y_test
     length = int(np.median([len(s) for s in ds.x_train]))
-    x_seq = pack_sequences(ds.x_train)
     x_flat = resample_sequences(ds.x_train, length)
     rnn = RNN(
         depth=args.depth, activation=args.activation, sigma_w=args.sigma_w,
         sigma_u=1.0, sigma_b=0.1, sigma_h=0.0,
     )  # fmt: skip
     mlp = MLP(depth=args.depth)
+    view = None  # the raw series
     tune_time = 0.0
     if args.tune:
+        # Only the training series and labels enter the choice.
         t0 = time.perf_counter()
         rnns, mlps = _candidates(args.depth)
-        rnn = select_spec(rnns, x_seq, y, n_classes=d).spec
+        sel = select_spec(rnns, _views(ds.x_train, args.lengths), y, n_classes=d)
+        rnn, view = sel.spec, sel.input
         mlp = select_spec(mlps, x_flat, y, n_classes=d).spec
         tune_time = time.perf_counter() - t0
-    th, tc, k_time = _kernels(rnn, x_seq, pack_sequences(ds.x_test))
+    x_seq, x_seq_test = (
+        pack_sequences(length_view(x, view)) for x in (ds.x_train, ds.x_test)
+    )
+    th, tc, k_time = _kernels(rnn, x_seq, x_seq_test)
     r = _evaluate(th, tc, y, y_test, d, args.seed)
     mth, mtc, m_time = _kernels(mlp, x_flat, resample_sequences(ds.x_test, length))
     m = _evaluate(mth, mtc, y, y_test, d, args.seed)
@@ -197,7 +225,7 @@ def run(name: str, args) -> dict:
         "mlp_s": m_time,
         "dtw_s": dtw_time,
         "tune_s": tune_time,
-        "rnn_spec": _describe(rnn),
+        "rnn_spec": _describe(rnn, view),
         "mlp_spec": _describe(mlp),
     }
 
@@ -212,6 +240,14 @@ def main() -> None:
         "--max-test", type=int, default=0, help="subsample test sets (0: all)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--lengths",
+        nargs="*",
+        type=int,
+        default=[16, 32, 64],
+        help="with --tune: resampled lengths the RNN's input may take besides "
+        "the raw series (none: raw only)",
+    )
     p.add_argument("--no-dtw", action="store_true")
     p.add_argument(
         "--tune", action="store_true", help="choose kernel hyperparameters by LOO"
