@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from nftk_jax.experiment._memory import fit_peak_bytes, fit_stage_floats
+from nftk_jax.experiment._memory import BASE_BYTES, fit_peak_bytes, fit_stage_floats
 
 
 def test_guard_uses_the_estimate(monkeypatch):
@@ -30,13 +30,44 @@ def test_guard_uses_the_estimate(monkeypatch):
 
 
 def test_stage_model_counts_every_array():
-    """Evaluation with dense solves (fit split <= 2000): the kernels (L n^2 and
-    L n m, which JAX takes without a copy), then per class a kernel, its shifted
-    copy and its factor."""
+    """Dense solves (fit split <= 2000): the Omega stage holds the training kernels
+    (L n^2, which JAX takes without a copy) and the larger of learning (float64
+    fit and validation blocks, then per class a kernel, its shifted copy and its
+    factor) and the refit on all n inputs; the test kernels (L n m) come after."""
     n, m, L, d = 100, 30, 4, 3
+    nf = 0.8 * n
     s = fit_stage_floats(n, m, L, d)
-    assert s["evaluation"] == L * n * n + L * n * m + 3 * d * n * n
+    learn = 0.8 * L * n * n + 3 * d * nf * nf
+    assert s["omega"] == pytest.approx(L * n * n + max(learn, 3 * d * n * n))
+    assert s["baselines"] == L * n * n + L * n * m + 6 * n * n
+    assert s["evaluation"] == L * n * m
     assert fit_peak_bytes(n, m, L, d, dtype=np.float32) < fit_peak_bytes(n, m, L, d)
+
+
+def test_stage_model_counts_the_learners_float64_arrays_of_float32_kernels():
+    """With float32 kernels and x64 enabled the learner's blocks and solves are
+    still float64: each counts as two floats of the kernel dtype; the kernels and
+    the refit stay float32."""
+    n, m, L, d = 3000, 500, 10, 10  # CG: fit split of 2400
+    nf = 0.8 * n
+    s64 = fit_stage_floats(n, m, L, d)
+    s32 = fit_stage_floats(n, m, L, d, itemsize=4)
+    learn64 = 0.8 * L * n * n + 3 * nf * nf
+    assert s64["omega"] == pytest.approx(L * n * n + learn64)
+    assert s32["omega"] == pytest.approx(L * n * n + 2 * learn64)
+    for stage in ("baselines", "evaluation"):
+        assert s32[stage] == s64[stage]
+    omega_bytes = {4: 4 * s32["omega"], 8: 8 * s64["omega"]}
+    assert omega_bytes[4] == pytest.approx(4 * L * n * n + 8 * learn64)
+    assert fit_peak_bytes(n, m, L, d, dtype=np.float32) == int(
+        BASE_BYTES + 4 * max(s32.values())
+    )
+    # `nftk fit --float32` runs without x64: the learner computes in float32 too
+    x32 = fit_stage_floats(n, m, L, d, itemsize=4, learner_itemsize=4)
+    assert x32["omega"] == pytest.approx(s64["omega"])
+    assert fit_peak_bytes(
+        n, m, L, d, dtype=np.float32, learner_dtype=np.float32
+    ) == int(BASE_BYTES + 4 * max(x32.values()))
 
 
 def test_stage_model_follows_the_learners_solver():
@@ -44,12 +75,29 @@ def test_stage_model_follows_the_learners_solver():
     preconditioner instead of per-class factors."""
     n, m, L, d = 2600, 650, 10, 10
     nf = 0.8 * n
-    held = L * n * n + L * n * m
     s = fit_stage_floats(n, m, L, d)
-    assert s["evaluation"] == held + 3 * n * n
-    assert s["omega"] == pytest.approx(held + 0.8 * L * n * n + 3 * nf * nf)
+    assert s["omega"] == pytest.approx(L * n * n + 0.8 * L * n * n + 3 * nf * nf)
     dense = fit_stage_floats(2500, m, L, d)  # fit split of 2000: dense
-    assert dense["evaluation"] == L * 2500**2 + L * 2500 * m + 3 * d * 2500**2
+    assert dense["omega"] == L * 2500**2 + 3 * d * 2500**2  # the refit dominates
+
+
+def test_array_kernels_give_the_learner_blocks_it_takes_without_a_copy():
+    """Float32 kernels are converted while their blocks are copied out (to
+    float64 with x64 enabled), so the learner's check does not copy them again."""
+    import jax
+
+    from nftk_jax.mkl import array_kernels
+    from nftk_jax.mkl._problem import _check_theta
+
+    theta = np.arange(2 * 5 * 5, dtype=np.float32).reshape(2, 5, 5)
+    rows, cols = np.array([4, 1, 2]), np.array([0, 2, 3])
+    for x64, dtype in ((True, np.float64), (False, np.float32)):
+        with jax.enable_x64(x64):
+            block = array_kernels(theta)("fit", rows, cols)
+            assert block.dtype == dtype
+            assert _check_theta(block) is block
+    assert np.array_equal(block, theta[:, rows][:, :, cols])
+    assert array_kernels(theta)("all", None, None) is theta
 
 
 def _env() -> dict:

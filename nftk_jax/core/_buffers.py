@@ -36,21 +36,25 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return raw[start : start + nbytes].view(dt).reshape(shape)
 
 
-def take_blocks(theta: np.ndarray, rows: Any, cols: Any) -> np.ndarray:
-    """``theta[:, rows][:, :, cols]`` layer by layer, into an aligned buffer.
+def take_blocks(
+    theta: np.ndarray, rows: Any, cols: Any, dtype: Any = None
+) -> np.ndarray:
+    """``theta[:, rows][:, :, cols]`` layer by layer, into an aligned buffer of
+    ``dtype`` (default: ``theta``'s).
 
     The two-step fancy index holds an ``(L, len(rows), n)`` intermediate; this
-    holds one layer's ``(len(rows), len(cols))`` block at a time.
+    holds one layer's ``(len(rows), len(cols))`` block at a time. A wider
+    ``dtype`` converts while copying, so no block of the narrow dtype is made.
 
     Example:
-        >>> t = np.arange(2 * 4 * 4.0).reshape(2, 4, 4)
-        >>> b = take_blocks(t, [2, 0], [1, 3])
-        >>> bool(np.array_equal(b, t[:, [2, 0]][:, :, [1, 3]]))
-        True
+        >>> t = np.arange(2 * 4 * 4.0, dtype=np.float32).reshape(2, 4, 4)
+        >>> b = take_blocks(t, [2, 0], [1, 3], dtype=np.float64)
+        >>> bool(np.array_equal(b, t[:, [2, 0]][:, :, [1, 3]])), b.dtype
+        (True, dtype('float64'))
     """
     theta = np.asarray(theta)  # a JAX array on CPU: a view, no copy
     r, c = np.asarray(rows), np.asarray(cols)
-    out = aligned_empty((theta.shape[0], len(r), len(c)), theta.dtype)
+    out = aligned_empty((theta.shape[0], len(r), len(c)), dtype or theta.dtype)
     for layer, block in zip(theta, out, strict=True):
         block[...] = layer[np.ix_(r, c)]
     return out

@@ -63,12 +63,15 @@ NORMALIZATIONS = ("trace", "none")
 
 def _check_memory(n: int, n_test: int, L: int, d: int, dtype: Any) -> None:
     """Fail early, naming the fix, when the cached kernels cannot fit in memory."""
+    from ..core import resolve_dtype
     from ..linalg import default_memory_budget
     from ._memory import fit_peak_bytes
 
-    item = np.dtype(np.float32 if dtype == np.float32 else np.float64).itemsize
+    kernels = np.float32 if dtype == np.float32 else np.float64
     # the peak of the largest stage (see _memory.py; within 20 % of measured peaks)
-    need = fit_peak_bytes(n, n_test, L, d, dtype=np.float32 if item == 4 else None)
+    need = fit_peak_bytes(
+        n, n_test, L, d, dtype=kernels, learner_dtype=resolve_dtype(None)
+    )
     have = 2 * default_memory_budget()  # physical RAM
     if need > 0.8 * have:
         raise NFTKInputError(

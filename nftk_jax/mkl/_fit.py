@@ -33,7 +33,9 @@ def _check_cached_kernels_fit(n: int, depth: int, dtype: np.dtype) -> None:
     from ..linalg import default_memory_budget
 
     ram = 2 * default_memory_budget()
-    need = np.dtype(dtype).itemsize * depth * n * n * 2  # kernels + their slices
+    # The kernels, and at most L n^2 float64 beside them: the learner's float64
+    # blocks (f L n^2, f < 1), or the refit's float64 copy of float32 kernels.
+    need = (np.dtype(dtype).itemsize + 8) * depth * n * n
     if need > 0.8 * ram:
         raise NFTKInputError(
             f"x has n={n} rows: the cached (L, n, n) kernels need about "

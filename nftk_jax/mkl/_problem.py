@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core import NFTKInputError
+from ..core import NFTKInputError, resolve_dtype
 from ..kernels import is_layer_operator as _is_operator
 from ..linalg import check_omega, check_ridge, encode_targets
 from ._objectives import SCALE_FREE_ILL_POSED, check_objective
@@ -17,10 +17,11 @@ __all__ = ["Problem", "check_problem", "checkpoint_identity"]
 
 
 class Problem(NamedTuple):
-    """What the learner fits, validated (arrays on the host, float64)."""
+    """What the learner fits, validated (arrays on the host; the kernels in the
+    dtype JAX computes in, float64 when x64 is enabled, float32 otherwise)."""
 
-    theta: Any  # (L, n, n) float64 training kernels, or a square layer operator
-    theta_val: Any  # (L, m, n) float64 validation kernels / operator, or None
+    theta: Any  # (L, n, n) training kernels, or a square layer operator
+    theta_val: Any  # (L, m, n) validation kernels / operator, or None
     Y: np.ndarray  # (n, d) float64 targets (centred one-hot for labels)
     Y_val: np.ndarray | None  # (m, d) float64 validation targets, or None
     is_classification: bool  # y held integer labels
@@ -95,7 +96,7 @@ def _check_validation(theta_val, y_val, operator, shape, is_clf):
             f"theta_val must have shape (L, n_val, n) = ({L}, n_val, {n}) "
             f"(validation against the {n} training inputs), got {got}."
         )
-    tv = tv if val_op else tv.astype(np.float64, copy=False)
+    tv = tv if val_op else tv.astype(resolve_dtype(None), copy=False)
     if not val_op and not all(np.isfinite(v).all() for v in tv):  # no full mask
         raise NFTKInputError("theta_val contains NaN or inf; recompute the kernels.")
     if y_val is None:
@@ -167,7 +168,8 @@ def _check_theta(theta: Any, name: str = "theta") -> np.ndarray:
             f"{name} must be (L, n, n) square layerwise training kernels, got shape "
             f"{t.shape}; compute them with layerwise_kernels(spec, x)."
         )
-    t = t.astype(np.float64, copy=False)
+    # No copy when the kernels are already in the dtype JAX would convert them to
+    t = t.astype(resolve_dtype(None), copy=False)
     if not all(np.isfinite(layer).all() for layer in t):  # no (L, n, n) mask
         raise NFTKInputError(
             f"{name} contains NaN or inf; recompute the kernels (float64, smaller "

@@ -22,7 +22,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import NFTKInputError, check_positive_number, take_blocks
+from ..core import NFTKInputError, check_positive_number, resolve_dtype, take_blocks
 from ..linalg import encode_targets, worst_status
 from ._evaluator import make_linear_solver
 from ._learner import fit_mkl_kernels
@@ -79,11 +79,17 @@ def validation_split(
 def array_kernels(theta: Any, *, refit_dtype: Any = None) -> Kernels:
     """The ``kernels`` callable of in-memory kernels ``theta (L, n, n)``: blocks
     copied out layer by layer (:func:`~nftk_jax.core.take_blocks`), and ``theta``
-    itself for every row (as a JAX array of ``refit_dtype`` when given)."""
+    itself for every row (as a JAX array of ``refit_dtype`` when given).
+
+    The blocks are in the dtype the learner computes in (float64 when x64 is
+    enabled) whatever ``theta``'s: converting while copying makes no float32 block
+    that the learner would copy again (``f L n^2`` floats of that dtype, ``f`` the
+    fitting share, are all they hold).
+    """
 
     def kernels(part: str, rows: Any, cols: Any) -> Any:
         if rows is not None:
-            return take_blocks(theta, rows, cols)
+            return take_blocks(theta, rows, cols, dtype=resolve_dtype(None))
         return theta if refit_dtype is None else jnp.asarray(theta, dtype=refit_dtype)
 
     return kernels
