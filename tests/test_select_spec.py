@@ -60,6 +60,34 @@ def test_scores_and_accuracy_equal_brute_force_refits():
         assert_close(labelled.loo_accuracy[s], np.mean(preds.argmax(axis=1) == y))
 
 
+def test_loo_accuracy_from_the_eigenvectors_equals_the_explicit_inverse():
+    """The leave-one-out predictions select_spec takes from the selection's
+    eigendecomposition equal those of an explicit n x n inverse, with three classes
+    (one of them absent from the label range's start) and a relative ridge."""
+    import jax.numpy as jnp
+
+    from nftk_jax.mkl._ridge import _loo_predictions, select_ridge_and_loo_accuracy
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(N, 6))
+    y = 1 + np.digitize(x[:, 0] + 0.3 * x[:, 2], [-0.4, 0.4])  # labels 1, 2, 3
+    theta = np.asarray(layerwise_kernels(MLP(3, b_std=0.2), x))
+    k = theta.mean(axis=0)
+    onehot = (y[:, None] == np.unique(y)[None, :]).astype(np.float64)
+    sel, acc = select_ridge_and_loo_accuracy(theta, y, "loo")
+    for ridge in (sel.ridge, 1e-3 * np.mean(np.diag(k))):
+        inv = np.linalg.inv(k + ridge * np.eye(N))
+        explicit = onehot - (inv @ onehot) / np.diag(inv)[:, None]
+        s, u = np.linalg.eigh(k)
+        eig = _loo_predictions(jnp.asarray(u), jnp.maximum(jnp.asarray(s), 0), onehot,
+                               ridge)  # fmt: skip
+        assert_close(np.asarray(eig), explicit, rtol=1e-8, atol=1e-10)
+        if ridge == sel.ridge:
+            want = np.mean(np.unique(y)[explicit.argmax(axis=1)] == y)
+            assert acc == want
+    assert select_spec([MLP(3, b_std=0.2)], x, y).loo_accuracy[0] == acc
+
+
 def test_planted_memoryless_candidate_is_not_chosen():
     """The label is the sign of each sequence's first step. An RNN with recurrent
     scale 1e-3 carries that step into the last state only as (1e-3)^7, below

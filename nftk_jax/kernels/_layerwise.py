@@ -412,13 +412,9 @@ class _TileOptions:
         )
 
 
-def _progress(total: int, enabled: bool | str, desc: str):
-    return progress_bar(total, desc, enabled=enabled, unit="tile")
-
-
 def _tracked(items: list, enabled: bool | str, desc: str) -> Iterator:
     """``items`` one by one, with a progress bar over them when ``enabled``."""
-    bar = _progress(len(items), enabled, desc)
+    bar = progress_bar(len(items), desc, enabled=enabled, unit="tile")
     for item in items:
         yield item
         if bar is not None:

@@ -51,6 +51,7 @@ from ..core import (
     check_positive_int,
     ensure_writable_dir,
     problem_digest,
+    progress_bar,
     resolve_dtype,
     write_json,
 )
@@ -61,7 +62,6 @@ from ._layerwise import (
     _compute_tile,
     _padded_tile,
     _plan,
-    _progress,
     _resolve_devices,
     _row_slice,
     _streamed_matvec,
@@ -505,7 +505,7 @@ def _write_panels(
     panel = np.empty((L, panel_rows, n2), store_dt)
     diag = np.empty((L, n1), store_dt) if square else None
     n_panels = -(-n1 // panel_rows)
-    bar = _progress(n_panels, progress, "kernel panels")
+    bar = progress_bar(n_panels, "kernel panels", enabled=progress, unit="panel")
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:
         for p0 in range(0, n1, panel_rows):
             nr = min(panel_rows, n1 - p0)

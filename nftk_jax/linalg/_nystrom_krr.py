@@ -160,7 +160,7 @@ def accumulate_normal_equations(
             np.zeros((n_kernels, m, m)), np.zeros((n_kernels, m, y.shape[1])), 0
         )
     gram, rhs, done = state.gram, state.rhs, state.rows_done
-    bar = _bar(n, done, progress, "K_nm^T K_nm")
+    bar = progress_bar(n, "K_nm^T K_nm", enabled=progress, unit="row", initial=done)
     chunks = landmark_kernel_chunks(
         spec, xx, z, scale=scale, chunk_rows=chunk_rows, start=done, dtype=dt
     )
@@ -178,10 +178,6 @@ def accumulate_normal_equations(
     if bar is not None:
         bar.close()
     return NormalEquations(gram, rhs, done)
-
-
-def _bar(total: int, initial: int, enabled: bool, desc: str):
-    return progress_bar(total, desc, enabled=enabled, unit="row", initial=initial)
 
 
 def solve_normal_equations(
@@ -256,7 +252,7 @@ def nystrom_predict(
     al = np.asarray(alpha, np.float64)
     if out is None:
         out = np.zeros((len(w), len(xx), al.shape[-1]))
-    bar = _bar(len(xx), start, progress, "predict")
+    bar = progress_bar(len(xx), "predict", enabled=progress, unit="row", initial=start)
     chunks = landmark_kernel_chunks(
         spec, xx, z, scale=scale, chunk_rows=chunk_rows, start=start, dtype=dt
     )

@@ -35,7 +35,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..core import NFTKInputError, progress_bar
-from ._ridge import RidgeGridEdgeWarning, grid_edge, select_ridge_for_labels
+from ._ridge import (
+    RidgeGridEdgeWarning,
+    grid_edge,
+    select_ridge_and_loo_accuracy,
+    select_ridge_for_labels,
+)
 
 __all__ = ["SpecSelection", "select_spec"]
 
@@ -50,16 +55,6 @@ class SpecSelection(NamedTuple):
     loo_accuracy: np.ndarray  # (S,) float64: LOO accuracy there (labels only, else nan)
     edges: tuple  # (S,) 'lower' | 'upper' | None: ridge on an edge of its grid
     input: Any = None  # key of the winning view when ``x`` maps names to views
-
-
-def _loo_accuracy(theta: np.ndarray, y: np.ndarray, ridge: float) -> float:
-    """Leave-one-out accuracy of the uniform mix at ``ridge`` (one-hot targets)."""
-    k = np.mean(theta, axis=0, dtype=np.float64)
-    classes = np.unique(y)
-    onehot = (y[:, None] == classes[None, :]).astype(np.float64)
-    inv = np.linalg.inv(k + ridge * np.eye(k.shape[0]))
-    loo = onehot - (inv @ onehot) / np.diag(inv)[:, None]
-    return float(np.mean(classes[np.argmax(loo, axis=1)] == y))
 
 
 def select_spec(
@@ -136,13 +131,19 @@ def select_spec(
                 f"select_spec: the inputs{_name(key)} have {theta.shape[1]} rows "
                 f"but y has {labels.shape[0]}."
             )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RidgeGridEdgeWarning)
-            sel = select_ridge_for_labels(theta, y, method, n_classes=n_classes)
+        if is_labels:  # the LOO accuracy comes from the selection's eigenvectors
+            sel, acc = select_ridge_and_loo_accuracy(
+                theta, labels, method, n_classes=n_classes
+            )
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RidgeGridEdgeWarning)
+                sel = select_ridge_for_labels(theta, y, method, n_classes=n_classes)
+            acc = np.nan
         scores.append(float(np.min(sel.scores)))
         ridges.append(sel.ridge)
         edges.append(grid_edge(sel))
-        accs.append(_loo_accuracy(theta, labels, sel.ridge) if is_labels else np.nan)
+        accs.append(acc)
         del theta
         if bar is not None:
             bar.update()

@@ -212,7 +212,7 @@ def omega_stability(
         bootstrap=bootstrap,
     )
     options.setdefault("n_classes", int(y_arr.max()) + 1)
-    bar = _bar(len(splits), progress)
+    bar = progress_bar(len(splits), "Omega resamples", enabled=progress, unit="fit")
     omegas = []
     for fit, val in splits:
         omegas.append(fit_split(th, y_arr, fit, val, ridge=ridge, **options))
@@ -270,7 +270,3 @@ def summarise_omegas(
         bootstrap=bool(bootstrap),
         threshold=tau,
     )
-
-
-def _bar(total: int, enabled: bool):
-    return progress_bar(total, "Omega resamples", enabled=enabled, unit="fit")
