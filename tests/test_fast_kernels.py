@@ -36,6 +36,8 @@ B_STDS = (None, 0.0, 0.3)
 # the exact-diagonal cases run without the slow mark (the others are slow)
 QUICK_DIAG = {("relu", np.float32), ("erf", np.float64), ("gelu", np.float32)}
 PARAMS = ("ntk", "standard")
+# 'fast' runs the compiled CPU kernel here (CPU devices); 'fast_xla' the XLA program
+FAST_ENGINES = ("fast", "fast_xla")
 
 
 def _inputs(seed: int = 0):
@@ -52,9 +54,13 @@ def _dup_mask(x1, x2):
 
 
 def _check_vs_stax(spec, x1, x2, *, dtype, rtol):
-    """Fast vs stax (float64) on every entry but exact-duplicate pairs."""
-    fast = layerwise_kernels(
-        spec, x1, x2, get=("nngp", "ntk"), engine="fast", dtype=dtype, devices=False
+    """Both fast engines (compiled CPU kernel, XLA program) vs stax (float64) on
+    every entry but exact-duplicate pairs."""
+    fast, fast_xla = (
+        layerwise_kernels(
+            spec, x1, x2, get=("nngp", "ntk"), engine=e, dtype=dtype, devices=False
+        )
+        for e in FAST_ENGINES
     )
     ref = layerwise_kernels(
         spec,
@@ -66,7 +72,7 @@ def _check_vs_stax(spec, x1, x2, *, dtype, rtol):
         devices=False,
     )
     keep = ~_dup_mask(x1, x1 if x2 is None else x2)
-    for f, r in zip(fast, ref, strict=True):
+    for f, r in zip((*fast, *fast_xla), (*ref, *ref), strict=True):
         assert f.dtype == dtype
         f, r = np.asarray(f, np.float64), np.asarray(r)
         scale = np.abs(r).max(axis=(1, 2), keepdims=True)
@@ -377,10 +383,11 @@ def test_chunked_tile_equals_whole_tile(monkeypatch):
 
     x1, x2 = random_inputs(24, 5, seed=14), random_inputs(10, 5, seed=15)
     spec = MLP(depth=4, b_std=0.3)
-    whole = np.asarray(layerwise_kernels(spec, x1, x2, devices=False))
+    kw = {"engine": "fast_xla"}
+    whole = np.asarray(layerwise_kernels(spec, x1, x2, devices=False, **kw))
     monkeypatch.setattr(_layerwise, "FAST_CHUNK_ENTRIES", 30)  # 3-row chunks
-    chunked = np.asarray(layerwise_kernels(spec, x1, x2, devices=False))
-    sharded = np.asarray(layerwise_kernels(spec, x1, x2, block_size=8))
+    chunked = np.asarray(layerwise_kernels(spec, x1, x2, devices=False, **kw))
+    sharded = np.asarray(layerwise_kernels(spec, x1, x2, block_size=8, **kw))
     assert_close(chunked, whole, rtol=1e-15, atol=0)
     assert_close(sharded, whole, rtol=1e-15, atol=0)
 

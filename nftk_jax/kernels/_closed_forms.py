@@ -30,7 +30,12 @@ import jax.numpy as jnp
 from ..core import NFTKInputError
 from ._special import atan2_nonneg, safe_sqrt
 
-__all__ = ["ActivationStep", "activation_step", "FAST_ACTIVATIONS"]
+__all__ = [
+    "ActivationStep",
+    "activation_step",
+    "activation_parameters",
+    "FAST_ACTIVATIONS",
+]
 
 #: Activations with a closed-form fast step (the others use neural-tangents).
 FAST_ACTIVATIONS = frozenset({"relu", "leaky_relu", "abrelu", "abs", "erf", "gelu"})
@@ -126,6 +131,27 @@ def _gelu() -> ActivationStep:
     return ActivationStep(step, False)
 
 
+def _family(activation: str, kwargs: dict) -> tuple[str, tuple[float, ...]]:
+    """``(family, parameters)`` of a fast activation: ``abrelu (a, b)``, ``erf (a,
+    b, c)`` or ``gelu ()``."""
+    if activation == "relu":
+        return "abrelu", (0.0, 1.0)
+    if activation == "leaky_relu":
+        return "abrelu", (kwargs["alpha"], 1.0)
+    if activation == "abrelu":
+        return "abrelu", (kwargs["a"], kwargs["b"])
+    if activation == "abs":
+        return "abrelu", (-1.0, 1.0)
+    if activation == "erf":
+        return "erf", (kwargs["a"], kwargs["b"], kwargs["c"])
+    if activation == "gelu":
+        return "gelu", ()
+    raise NFTKInputError(
+        f"activation={activation!r} has no fast kernel; fast ones: "
+        f"{sorted(FAST_ACTIVATIONS)}."
+    )
+
+
 def activation_step(activation: str, kwargs: dict) -> ActivationStep:
     """The fast step of ``activation`` with its (complete) keyword arguments.
 
@@ -137,19 +163,27 @@ def activation_step(activation: str, kwargs: dict) -> ActivationStep:
         >>> float(nngp[0]), float(dot[0]), float(gap[0])
         (1.0, 0.5, 0.0)
     """
-    if activation == "relu":
-        return _abrelu(0.0, 1.0)
-    if activation == "leaky_relu":
-        return _abrelu(kwargs["alpha"], 1.0)
-    if activation == "abrelu":
-        return _abrelu(kwargs["a"], kwargs["b"])
-    if activation == "abs":
-        return _abrelu(-1.0, 1.0)
-    if activation == "erf":
-        return _erf(kwargs["a"], kwargs["b"], kwargs["c"])
-    if activation == "gelu":
-        return _gelu()
-    raise NFTKInputError(
-        f"activation={activation!r} has no fast kernel; fast ones: "
-        f"{sorted(FAST_ACTIVATIONS)}."
-    )
+    family, params = _family(activation, kwargs)
+    return {"abrelu": _abrelu, "erf": _erf, "gelu": _gelu}[family](*params)
+
+
+def activation_parameters(
+    activation: str, kwargs: dict
+) -> tuple[str, tuple[float, ...]]:
+    r"""The step's constants for a compiled kernel: ``('abrelu', (c, f))`` with
+    :math:`c = (a^2 + b^2)/2`, :math:`f = (a - b)^2 / 2\pi`; ``('linear', (c,))``
+    when :math:`a = b`; ``('erf', (b^2, a^2, c^2))``; ``('gelu', ())``.
+
+    Example:
+        >>> activation_parameters("relu", {})
+        ('abrelu', (0.5, 0.15915494309189535))
+    """
+    family, params = _family(activation, kwargs)
+    if family == "abrelu":
+        a, b = params
+        c, f = (a * a + b * b) / 2, (a - b) ** 2 / (2 * math.pi)
+        return ("linear", (c,)) if f == 0.0 else ("abrelu", (c, f))
+    if family == "erf":
+        a, b, c = params
+        return "erf", (b * b, a * a, c * c)
+    return family, params

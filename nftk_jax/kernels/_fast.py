@@ -60,15 +60,18 @@ __all__ = [
     "row_keys",
 ]
 
-#: Values of the ``engine`` switch.
-ENGINES = ("auto", "fast", "stax")
+#: Values of the ``engine`` switch: ``'fast'`` is the closed-form recursion, compiled
+#: for CPUs (:mod:`._fast_cpu`) when the tiles run on CPU devices and as one XLA
+#: program otherwise; ``'fast_xla'`` is always the XLA program.
+ENGINES = ("auto", "fast", "fast_xla", "stax")
 # Layers after the first run as lax.scan (compiles one layer body; unrolling ten
 # layers into one fused program took minutes to compile on a loaded machine).
 _UNROLL_DEPTH = 1
 
 
 def resolve_engine(spec: MLP, engine: str) -> str:
-    """``'fast'`` or ``'stax'`` for ``spec``; ``'auto'`` picks fast when it exists.
+    """``'fast'``, ``'fast_xla'`` or ``'stax'`` for ``spec``; ``'auto'`` picks
+    ``'fast'`` when the activation has a closed form.
 
     Example:
         >>> resolve_engine(MLP(depth=2), "auto"), resolve_engine(
@@ -76,11 +79,11 @@ def resolve_engine(spec: MLP, engine: str) -> str:
         ('fast', 'stax')
     """
     if engine not in ENGINES:
-        raise NFTKInputError(f"engine={engine!r}; choose 'auto', 'fast' or 'stax'.")
+        raise NFTKInputError(f"engine={engine!r}; choose one of {ENGINES}.")
     has_fast = spec.activation in FAST_ACTIVATIONS
-    if engine == "fast" and not has_fast:
+    if engine in ("fast", "fast_xla") and not has_fast:
         raise NFTKInputError(
-            f"engine='fast' has no closed form for activation={spec.activation!r}; "
+            f"engine={engine!r} has no closed form for activation={spec.activation!r}; "
             f"use engine='auto' or 'stax' (fast: {sorted(FAST_ACTIVATIONS)})."
         )
     if engine == "auto":

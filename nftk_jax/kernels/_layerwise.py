@@ -33,6 +33,7 @@ from ..core import (
 )
 from ..model import MLP, RNN, as_packed, packed_shape
 from ._fast import diag_layers, fast_heads, resolve_engine, row_keys
+from ._fast_cpu import cpu_heads, cpu_kernel_available
 from ._rntk import rntk_block_size, rntk_tile_fn, square_tile_edge
 
 __all__ = [
@@ -139,6 +140,41 @@ def _fast_local(spec: MLP, gets: tuple[str, ...], chunk_rows: int | None):
     return local
 
 
+@functools.lru_cache(maxsize=64)
+def _cpu_tile_fn(spec: MLP, gets: tuple[str, ...]):
+    """``(x1, x2, sq1, sq2, key1, key2) -> (G, L, b1, b2)`` numpy, on the host.
+
+    The Gram GEMM and the angle-0 recursion of the rows and columns run as one
+    XLA program; the elementwise recursion runs in the compiled CPU kernel
+    (:mod:`._fast_cpu`).
+    """
+
+    @functools.partial(jax.jit, static_argnames="symmetric")
+    def prologue(x1, x2, sq1, sq2, symmetric):
+        m = x1.shape[1]
+        gram = x1 @ x2.T
+        if symmetric:  # exactly, so that the tile is exactly symmetric
+            gram = 0.5 * (gram + gram.T)
+        return gram, diag_layers(spec, sq1, m), diag_layers(spec, sq2, m)
+
+    def fn(x1, x2, sq1, sq2, key1, key2, *, symmetric=False):
+        gram, d1, d2 = jax.device_get(prologue(x1, x2, sq1, sq2, symmetric))
+        m = x1.shape[1]
+        out, finite = cpu_heads(
+            spec, gram, sq1, sq2, key1, key2, (d1, d2), m, gets=gets
+        )
+        if not finite:
+            _not_finite(spec, out.dtype)
+        return out
+
+    return fn
+
+
+def _on_cpus(devices: tuple | None) -> bool:
+    devs = jax.local_devices() if devices is None else devices
+    return all(d.platform == "cpu" for d in devs)
+
+
 def _divisor_at_most(n: int, k: int) -> int:
     """The largest divisor of ``n`` not above ``max(k, 1)``."""
     for d in range(max(1, min(k, n)), 0, -1):
@@ -166,7 +202,7 @@ def _tile_fn(
     if isinstance(spec, RNN):
         local = rntk_tile_fn(spec, gets, features)
         specs = (row, rep)
-    elif engine == "fast":
+    elif engine in ("fast", "fast_xla"):
         local = _fast_local(spec, gets, chunk_rows)
         specs = (row, rep, row, rep, row, rep)
     else:
@@ -236,6 +272,7 @@ class _Plan(NamedTuple):
     col_block: int
     fn: Any
     extra: tuple | None = None  # fast engine: (sq1, sq2, key1, key2)
+    host: bool = False  # fn is the compiled CPU kernel: numpy tiles, exact symmetry
 
 
 def _plan(
@@ -290,11 +327,16 @@ def _plan(
     if symmetric:
         col_block = row_block = max(row_block, n_dev)
     extra, chunk = None, None
-    if engine == "fast":
+    if engine in ("fast", "fast_xla"):
         keys, sq = row_keys(a1, *(() if x2 is None else (a2,)), dtype=dt)
         extra = (sq[0], sq[-1], keys[0], keys[-1])
         chunk = max(1, FAST_CHUNK_ENTRIES // (col_block * max(1, len(gets))))
         chunk = max(1, chunk // n_dev) * n_dev if n_dev > 1 else chunk
+    host = engine == "fast" and _on_cpus(devs) and cpu_kernel_available()
+    if host:
+        fn = _cpu_tile_fn(spec, gets)
+    else:
+        fn = _tile_fn(spec, gets, devs, features if recurrent else 0, engine, chunk)
     return _Plan(
         a1,
         a2,
@@ -304,8 +346,9 @@ def _plan(
         dt,
         row_block,
         col_block,
-        _tile_fn(spec, gets, devs, features if recurrent else 0, engine, chunk),
+        fn,
         extra,
+        host,
     )
 
 
@@ -346,7 +389,10 @@ def _padded_tile(plan: _Plan, i0: int, j0: int) -> tuple[slice, slice, jax.Array
         args += [_pad_rows(key1[rows], plan.row_block)]
         args += [_pad_rows(key2[cols], plan.col_block)]
     with _dtype_scope(plan.dtype):
-        out = plan.fn(*args)
+        if plan.host:  # a diagonal tile of x against itself: exactly symmetric
+            out = plan.fn(*args, symmetric=plan.symmetric and i0 == j0)
+        else:
+            out = plan.fn(*args)
     return rows, cols, out
 
 
@@ -365,13 +411,17 @@ def _check_finite(values: jax.Array, spec: MLP, dtype: np.dtype) -> None:
     1e38 (``W_std=5``, depth 35).
     """
     if not bool(jnp.all(jnp.isfinite(values))):
-        raise NFTKInputError(
-            f"the layerwise kernels are not finite in dtype={np.dtype(dtype).name} "
-            f"for activation={spec.activation!r}, depth={spec.depth}, "
-            f"{_scale_name(spec)}={_scale(spec)}: their values outgrow the dtype's "
-            "range or precision. Use dtype=float64, a smaller weight scale, or "
-            "fewer layers."
-        )
+        _not_finite(spec, dtype)
+
+
+def _not_finite(spec: MLP | RNN, dtype: np.dtype):
+    raise NFTKInputError(
+        f"the layerwise kernels are not finite in dtype={np.dtype(dtype).name} "
+        f"for activation={spec.activation!r}, depth={spec.depth}, "
+        f"{_scale_name(spec)}={_scale(spec)}: their values outgrow the dtype's "
+        "range or precision. Use dtype=float64, a smaller weight scale, or "
+        "fewer layers."
+    )
 
 
 def _scale_name(spec: MLP | RNN) -> str:
@@ -453,7 +503,8 @@ def layerwise_kernels(
             ``False``: no sharding.
         engine: ``'auto'`` (the fast closed-form recursion when the activation
             has one, see :mod:`nftk_jax.kernels._fast`; else neural-tangents),
-            ``'fast'`` or ``'stax'`` (neural-tangents' ``kernel_fn``).
+            ``'fast'``, ``'fast_xla'`` (the same recursion as one XLA program, also on
+            CPUs) or ``'stax'`` (neural-tangents' ``kernel_fn``).
         progress: show a progress bar over tiles; a string also labels it (e.g.
             ``"train kernels"``).
         host: return writable numpy arrays instead of JAX arrays (no copy either
@@ -484,21 +535,26 @@ def _fill_kernels(plan: _Plan, spec, progress) -> list[np.ndarray]:
 
     Diagonal tiles of a symmetric plan are symmetrised as they arrive and the
     off-diagonal ones mirrored, so the result is exactly symmetric without a
-    second ``(L, n, n)`` array; finiteness is checked per tile.
+    second ``(L, n, n)`` array; finiteness is checked per tile. The compiled
+    CPU kernel returns diagonal tiles exactly symmetric already, and a single
+    unpadded tile of it is the result itself.
     """
     n1, n2 = len(plan.x1), len(plan.x2)
     tiles = list(_tile_grid(plan, symmetric=plan.symmetric))
+    if plan.host and len(tiles) == 1 and (plan.row_block, plan.col_block) == (n1, n2):
+        return list(_compute_tile(plan, 0, 0)[2])
     outs = [aligned_empty((spec.depth, n1, n2), plan.dtype) for _ in plan.gets]
     shown = progress if len(tiles) > 1 else False
     for i0, j0 in _tracked(tiles, shown, "kernel tiles"):
         rows, cols, tile = _compute_tile(plan, i0, j0)
-        _check_finite(tile, spec, plan.dtype)
+        if not plan.host:  # the compiled kernel checks as it writes
+            _check_finite(tile, spec, plan.dtype)
         tile = np.asarray(tile)
         for out, t in zip(outs, tile, strict=True):
             out[:, rows, cols] = t
             if plan.symmetric and j0 != i0:
                 out[:, cols, rows] = np.swapaxes(t, -1, -2)
-            elif plan.symmetric:  # in place, one layer's block at a time
+            elif plan.symmetric and not plan.host:  # in place, layer by layer
                 for block in out[:, rows, cols]:
                     block += block.T
                     block *= 0.5
@@ -526,7 +582,8 @@ def kernel_tiles(
     plan = options.plan(spec, x1, x2, get=get, allow_symmetric=False)
     for i0, j0 in _tile_grid(plan, symmetric=False):
         rows, cols, tile = _compute_tile(plan, i0, j0)
-        _check_finite(tile, spec, plan.dtype)
+        if not plan.host:  # the compiled kernel checks as it writes
+            _check_finite(tile, spec, plan.dtype)
         yield KernelTile(rows, cols, tile[0] if plan.single else tile)
 
 
@@ -617,7 +674,8 @@ def layerwise_matvec(
             ``False``: no sharding.
         engine: ``'auto'`` (the fast closed-form recursion when the activation
             has one, see :mod:`nftk_jax.kernels._fast`; else neural-tangents),
-            ``'fast'`` or ``'stax'`` (neural-tangents' ``kernel_fn``).
+            ``'fast'``, ``'fast_xla'`` (the same recursion as one XLA program, also on
+            CPUs) or ``'stax'`` (neural-tangents' ``kernel_fn``).
         progress: show a progress bar over tiles.
 
     Returns:

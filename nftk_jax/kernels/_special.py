@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["atan2", "atan2_nonneg", "arccos", "safe_sqrt"]
+__all__ = ["atan2", "atan2_nonneg", "arccos", "safe_sqrt", "atan_coefficients"]
 
 _TAN_PI_8 = math.tan(math.pi / 8)
 
@@ -64,7 +64,8 @@ def _horner(z: jax.Array, coeffs: tuple[float, ...]) -> jax.Array:
     return acc
 
 
-def _coeffs(dtype) -> tuple[float, ...]:
+def atan_coefficients(dtype) -> tuple[float, ...]:
+    """Coefficients of :math:`R(z)` (increasing powers) for ``dtype``'s precision."""
     return _R64 if np.dtype(dtype).itemsize >= 8 else _R32
 
 
@@ -100,7 +101,7 @@ def atan2_nonneg(y: jax.Array, x: jax.Array) -> jax.Array:
     den = jnp.where(big, lo + hi, hi)
     t = num / jnp.where(den > 0, den, 1)
     z = t * t
-    r = t + t * (z * _horner(z, _coeffs(t.dtype)))
+    r = t + t * (z * _horner(z, atan_coefficients(t.dtype)))
     r = jnp.where(big, r + math.pi / 4, r)
     return jnp.where(y > x, math.pi / 2 - r, r)
 

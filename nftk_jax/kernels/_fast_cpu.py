@@ -1,0 +1,156 @@
+r"""The fast recursion compiled for CPUs: every layer of a row in registers.
+
+XLA's CPU backend splits one layer of the fused recursion (:mod:`._fast`) into
+about ten loop fusions: the layer has several outputs (the carried covariance,
+NTK and gap, and the head) that share expensive intermediates (the angle), and
+XLA materialises each shared intermediate as a full ``(b1, b2)`` array rather
+than recompute it. A layer then streams about sixty arrays through memory and
+the elementwise work, not the Gram GEMM, dominates the kernel (10x it at
+``n = 2000``, ``d = 784``, ten layers).
+
+Here the same recursion is one loop nest compiled by numba: for each row
+(threads over rows), each layer, a vectorised loop over the row's columns keeps
+the three carried quantities in a few row-sized buffers that stay in L1/L2, and
+writes each head's entry once. The arithmetic is that of :mod:`._fast` and
+:mod:`._closed_forms` term for term (the same cancellation-free gap, the same
+range-reduced arctangent of :mod:`._special`, exact duplicates through the
+angle-0 path), in the tile's dtype: every constant is cast to it, so float32
+tiles are computed in float32 SIMD lanes.
+
+The kernel is used for host tiles (:func:`~nftk_jax.kernels.layerwise_kernels`,
+:func:`~nftk_jax.kernels.layerwise_matvec`, the disk stores) when the devices
+are CPUs and numba imports; it is not traceable, so
+:func:`~nftk_jax.kernels._fast.fast_kernel_fn` (differentiable, any device)
+keeps the XLA program.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+
+from ..core import aligned_empty
+from ..model import ACTIVATIONS, MLP
+from ._closed_forms import activation_parameters
+from ._special import atan_coefficients
+
+__all__ = ["cpu_kernel_available", "cpu_heads"]
+
+# Kinds of activation step (the kernel's integer switch) and the layout of the
+# constant vector K: tan(pi/8), pi/4, pi/2, pi, 0, 1, then the arctangent
+# polynomial's ten coefficients (zero-padded in float32: the same Horner steps).
+ABRELU, LINEAR, ERF, GELU = 0, 1, 2, 3
+K_TAN, K_PI4, K_PI2, K_PI, K_ZERO, K_ONE, K_R = 0, 1, 2, 3, 4, 5, 6
+_N_COEFFS = 10
+
+
+@functools.cache
+def _loops():
+    """The numba loops (:mod:`._fast_cpu_loops`), imported on first use: numba
+    compiles them once per dtype and caches them on disk. ``None`` without numba."""
+    try:
+        from . import _fast_cpu_loops
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return _fast_cpu_loops
+
+
+def cpu_kernel_available() -> bool:
+    """Whether the compiled CPU kernel can run here (numba imports)."""
+    return _loops() is not None
+
+
+def _parameters(spec: MLP, gets: tuple[str, ...], m: int, dtype) -> tuple:
+    """The kernel's float vectors ``P``, ``K`` and integer vector ``I``."""
+    defaults = ACTIVATIONS[spec.activation][1]
+    kwargs = {**defaults, **dict(spec.activation_kwargs)}
+    kind_name, params = activation_parameters(spec.activation, kwargs)
+    kind = {"abrelu": ABRELU, "linear": LINEAR, "erf": ERF, "gelu": GELU}
+    head = [
+        spec.W_std**2,
+        (spec.b_std or 0.0) ** 2,
+        spec.readout_W_std**2,
+        float(m),
+        float(spec.width),
+        1.0 if spec.b_std is not None else 0.0,
+    ]
+    P = np.asarray(head + list(params) + [0.0] * (3 - len(params)), dtype)
+    coeffs = list(atan_coefficients(dtype))
+    coeffs += [0.0] * (_N_COEFFS - len(coeffs))
+    consts = [math.tan(math.pi / 8), math.pi / 4, math.pi / 2, math.pi, 0.0, 1.0]
+    K = np.asarray(consts + coeffs, dtype)
+    index = {g: k for k, g in enumerate(gets)}
+    flags = [
+        kind[kind_name],
+        int(spec.parameterization == "standard"),
+        index.get("nngp", -1),
+        index.get("ntk", -1),
+    ]
+    return P, K, np.asarray(flags, np.int64)
+
+
+def cpu_heads(
+    spec: MLP,
+    gram: np.ndarray,
+    sq1: np.ndarray,
+    sq2: np.ndarray,
+    key1: np.ndarray,
+    key2: np.ndarray,
+    diags: tuple[tuple[Any, Any], tuple[Any, Any]],
+    m: int,
+    *,
+    gets: tuple[str, ...],
+) -> tuple[np.ndarray, bool]:
+    """Every head's kernels of one tile, ``(len(gets), L, b1, b2)``, on the host.
+
+    The compiled counterpart of :func:`~nftk_jax.kernels._fast.fast_heads` with
+    ``same = key1[:, None] == key2[None, :]`` (equal keys must have equal
+    squared norms).
+
+    Args:
+        spec: the architecture (a fast activation).
+        gram: ``(b1, b2)`` Gram matrix of the tile's rows and columns.
+        sq1: ``(b1,)`` squared row norms; ``sq2``: ``(b2,)`` column ones.
+        key1: ``(b1,)`` integer row keys, equal for equal inputs; ``key2``: columns.
+        diags: ``((pre1, post1), (pre2, post2))`` from
+            :func:`~nftk_jax.kernels._fast.diag_layers`.
+        m: the input dimension.
+        gets: ``'nngp'`` and/or ``'ntk'``, in output order.
+
+    A symmetric ``gram`` with equal row and column vectors gives an exactly
+    symmetric result (the arithmetic commutes the row and column terms only).
+
+    Returns:
+        ``(heads, finite)``: a new array, aligned as
+        :func:`~nftk_jax.core.aligned_empty`'s, and whether all its entries are
+        finite (counted as they are written).
+    """
+    dtype = np.dtype(gram.dtype)
+    (pre1, post1), (pre2, post2) = diags
+
+    def arr(a):
+        return np.ascontiguousarray(np.asarray(a), dtype=dtype)
+
+    P, K, flags = _parameters(spec, gets, m, dtype)
+    out = aligned_empty((len(gets), spec.depth, *gram.shape), dtype)
+    bad = np.zeros(gram.shape[0], np.int64)
+    loops = _loops()
+    cols = loops.column_terms(arr(pre2), arr(post2)[:-1], arr(sq2), P, K, flags[0])
+    keys = (np.ascontiguousarray(k, np.int64) for k in (key1, key2))
+    loops.heads(
+        arr(gram),
+        arr(sq1),
+        *keys,
+        arr(pre1),
+        arr(post1)[:-1],
+        cols,
+        P,
+        K,
+        flags,
+        out,
+        bad,
+    )
+    return out, not bad.any()
