@@ -37,6 +37,7 @@ from ..core import (
     load_checkpoint,
     problem_digest,
     save_checkpoint,
+    take_blocks,
     write_json,
     write_npy,
 )
@@ -117,9 +118,10 @@ def _stage_omega(st: _Stages, theta, y_sub, d, ridge, opts, progress, log) -> di
         return saved
     L = theta.shape[0]
     fit, val = validation_split(y_sub, opts["validation_fraction"], opts["seed"], True)
-    th = theta.astype(np.float64)
-    th_fit, th_val = th[:, fit][:, :, fit], th[:, val][:, :, fit]
-    del th
+    # float64 blocks copied out of the float32 subset kernels layer by layer: no
+    # float64 copy of all of them, no (L, n_fit, m) intermediate
+    th_fit = take_blocks(theta, fit, fit, dtype=np.float64)
+    th_val = take_blocks(theta, val, fit, dtype=np.float64)
     log(f"stage omega: learning Omega exactly on {len(fit)} + {len(val)} images")
     res = fit_mkl_kernels(
         th_fit, y_sub[fit], theta_val=th_val, y_val=y_sub[val], ridge=ridge,
