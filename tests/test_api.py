@@ -113,3 +113,38 @@ def test_every_moved_name_resolves_to_its_new_home(name):
 def test_unknown_names_still_raise_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         nftk_jax.no_such_name  # noqa: B018
+
+
+def _uses_of_moved_names(path: Path) -> list[str]:
+    """Lines of ``path`` that reach a moved name through the top level."""
+    moved = "|".join(sorted(nftk_jax._MOVED))
+    attr = re.compile(rf"\b(?:nftk_jax|nj|nk)\.({moved})\b")
+    text = path.read_text()
+    found = [
+        f"{path.relative_to(ROOT)}:{i}: {m.group(0)}"
+        for i, line in enumerate(text.splitlines(), 1)
+        for m in attr.finditer(line)
+    ]
+    for m in re.finditer(r"from nftk_jax import (\([^)]*\)|[^\n]*)", text):
+        names = set(re.findall(r"\b\w+\b", m.group(1))) & set(nftk_jax._MOVED)
+        if names:
+            line = text[: m.start()].count("\n") + 1
+            found.append(f"{path.relative_to(ROOT)}:{line}: imports {sorted(names)}")
+    return found
+
+
+def test_the_repository_uses_the_new_homes_of_moved_names():
+    """Code, tests, benchmarks and docs import moved names from their
+    sub-namespace (this file and the API page show the deprecated form on
+    purpose)."""
+    skip = {Path(__file__).resolve(), ROOT / "docs" / "api.md"}
+    paths = [
+        p
+        for folder in ("nftk_jax", "tests", "benchmarks", "docs")
+        for p in sorted((ROOT / folder).rglob("*"))
+        if p.suffix in (".py", ".md") and p.resolve() not in skip
+    ]
+    found = [
+        hit for p in [*paths, ROOT / "README.md"] for hit in _uses_of_moved_names(p)
+    ]
+    assert not found, "\n".join(found)
