@@ -176,7 +176,7 @@ def _describe(spec, length=None) -> str:
     if isinstance(spec, RNN):
         view = "raw" if length is None else f"T={length}"
         return (
-            f"{spec.activation} w={spec.sigma_w:.2f} u={spec.sigma_u:.1f} "
+            f"{spec.activation} w={spec.sigma_w:.2f} u={spec.sigma_u:g} "
             f"b={spec.sigma_b:.1f} {view}"
         )
     return f"{spec.activation} W={spec.W_std:.2f} b={spec.b_std:.1f}"
