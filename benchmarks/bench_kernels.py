@@ -1,9 +1,11 @@
 """Benchmark of the layerwise kernel engines, fast vs stax side by side in one run.
 
 (a) ``layerwise_kernels`` (all L heads, x against itself) with ``engine='fast'``
-    and ``engine='stax'``, float32 and float64, and the input Gram GEMM
-    ``x @ x.T`` alone (the floor: the fast engine's target is <= 3x it in float32);
-(b) the fast engine's row-chunk size (cache-sized blocks through all L layers vs
+    (on CPUs: the compiled kernel), ``engine='fast_xla'`` (the same recursion as
+    one XLA program) and ``engine='stax'``, float32 and float64, and the input
+    Gram GEMM ``x @ x.T`` alone (the floor: the fast engine's target is <= 3x it
+    in float32);
+(b) the XLA program's row-chunk size (cache-sized blocks through all L layers vs
     the whole tile per layer);
 (c) the streamed Omega-weighted ``layerwise_matvec`` at large n, each engine in its
     own subprocess so that its peak resident memory is its own;
@@ -31,6 +33,9 @@ import numpy as np
 
 from nftk_jax import MLP, layerwise_kernels, layerwise_matvec
 from nftk_jax.kernels import _layerwise
+
+#: Engines of (a): the compiled CPU kernel, the XLA program, neural-tangents.
+ENGINES = ("fast", "fast_xla", "stax")
 
 
 def _timed(fn, repeats: int) -> float:
@@ -60,7 +65,7 @@ def engines_side_by_side(n: int, m: int, depth: int, repeats: int) -> list[dict]
             xj = jnp.asarray(xd)
             t_gemm = _timed(lambda g=gemm, a=xj: g(a), repeats)
         times = {}
-        for engine in ("fast", "stax"):
+        for engine in ENGINES:
             times[engine] = _timed(
                 lambda e=engine, a=xd, dt=dtype: layerwise_kernels(
                     spec, a, dtype=dt, devices=False, engine=e
@@ -71,8 +76,10 @@ def engines_side_by_side(n: int, m: int, depth: int, repeats: int) -> list[dict]
             {
                 "dtype": np.dtype(dtype).name,
                 "fast_s": times["fast"],
+                "fast_xla_s": times["fast_xla"],
                 "stax_s": times["stax"],
                 "speedup": times["stax"] / times["fast"],
+                "over_xla": times["fast_xla"] / times["fast"],
                 "gemm_s": t_gemm,
                 "fast_over_gemm": times["fast"] / t_gemm,
                 "stax_over_gemm": times["stax"] / t_gemm,
@@ -91,7 +98,9 @@ def chunk_sweep(n: int, m: int, depth: int, repeats: int, chunks) -> list[dict]:
         for c in chunks:
             _layerwise.FAST_CHUNK_ENTRIES = c
             t = _timed(
-                lambda: layerwise_kernels(spec, x, dtype=np.float32, devices=False),
+                lambda: layerwise_kernels(
+                    spec, x, dtype=np.float32, devices=False, engine="fast_xla"
+                ),
                 repeats,
             )
             rows.append({"chunk_entries": c, "s": t})
@@ -162,6 +171,12 @@ def main(argv=None) -> None:
     )
     p.add_argument("--stream-n", type=int, default=0, help="points for (c); 0 skips")
     p.add_argument("--stream-depth", type=int, default=10)
+    p.add_argument(
+        "--stream-engines",
+        nargs="+",
+        default=["fast", "fast_xla"],
+        help="engines for (c), the first is the reference of the ratios",
+    )
     p.add_argument("--loop-depths", type=int, nargs="*", default=[], help="for (d)")
     args = p.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # float32 runs with it off per call
@@ -172,18 +187,20 @@ def main(argv=None) -> None:
     )
     print(f"\n(a) layerwise_kernels(x) all {args.depth} heads, n={args.n}, m={args.m}")
     print(
-        f"{'dtype':>8} {'fast s':>8} {'stax s':>8} {'speedup':>8} {'gemm s':>8} "
-        f"{'fast/gemm':>10} {'stax/gemm':>10} {'fast entries*L/s':>17}"
+        f"{'dtype':>8} {'fast s':>8} {'xla s':>8} {'stax s':>8} {'stax/fast':>9} "
+        f"{'xla/fast':>8} {'gemm s':>8} {'fast/gemm':>10} {'stax/gemm':>10} "
+        f"{'fast entries*L/s':>17}"
     )
     for r in engines_side_by_side(args.n, args.m, args.depth, args.repeats):
         print(
-            f"{r['dtype']:>8} {r['fast_s']:>8.2f} {r['stax_s']:>8.2f} "
-            f"{r['speedup']:>8.2f} {r['gemm_s']:>8.3f} {r['fast_over_gemm']:>10.2f} "
+            f"{r['dtype']:>8} {r['fast_s']:>8.2f} {r['fast_xla_s']:>8.2f} "
+            f"{r['stax_s']:>8.2f} {r['speedup']:>9.2f} {r['over_xla']:>8.2f} "
+            f"{r['gemm_s']:>8.3f} {r['fast_over_gemm']:>10.2f} "
             f"{r['stax_over_gemm']:>10.2f} {r['fast_entries_layers_per_s']:>17.3e}",
             flush=True,
         )
     if args.chunks:
-        print("\n(b) fast engine, float32: entries per row chunk through all layers")
+        print("\n(b) fast_xla, float32: entries per row chunk through all layers")
         for r in chunk_sweep(args.n, args.m, args.depth, args.repeats, args.chunks):
             print(f"{r['chunk_entries']:>12} {r['s']:>8.2f} s", flush=True)
     if args.stream_n:
@@ -192,19 +209,22 @@ def main(argv=None) -> None:
             f"L={args.stream_depth}, float32, one subprocess per engine"
         )
         res = {}
-        for engine in ("fast", "stax"):
+        for engine in args.stream_engines:
             r = _stream_in_subprocess(args.stream_n, args.m, args.stream_depth, engine)
             res[engine] = r
             print(
-                f"{engine:>5}: {r['wall_s']:.1f} s, "
+                f"{engine:>8}: {r['wall_s']:.1f} s, "
                 f"peak RSS {r['peak_rss_gib']:.2f} GiB",
                 flush=True,
             )
-        rel = abs(res["fast"]["checksum"] / res["stax"]["checksum"] - 1)
-        print(
-            f"speedup {res['stax']['wall_s'] / res['fast']['wall_s']:.2f}x, "
-            f"|checksum ratio - 1| = {rel:.1e}"
-        )
+        first = res[args.stream_engines[0]]
+        for engine, r in list(res.items())[1:]:
+            rel = abs(first["checksum"] / r["checksum"] - 1)
+            print(
+                f"{engine} / {args.stream_engines[0]}: "
+                f"{r['wall_s'] / first['wall_s']:.2f}x the time, "
+                f"|checksum ratio - 1| = {rel:.1e}"
+            )
     for depth in args.loop_depths:
         r = one_pass_vs_loop(args.n, args.m, depth, args.repeats)
         print(

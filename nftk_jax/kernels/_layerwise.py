@@ -86,13 +86,15 @@ def choose_block_size(
     dtype: Any = np.float32,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     n_devices: int = 1,
+    intermediates: int = _INTERMEDIATES_PER_ENTRY,
 ) -> int:
     """Largest square tile edge whose working set fits ``memory_budget`` per device.
 
-    A ``b x b`` tile holds ``n_get * L`` outputs plus a few intermediates per entry.
+    A ``b x b`` tile holds ``n_get * L`` outputs plus ``intermediates`` arrays per
+    entry (XLA's working arrays; the compiled CPU kernel keeps only the Gram).
     """
     itemsize = np.dtype(dtype).itemsize
-    per_entry = itemsize * (n_get * depth + _INTERMEDIATES_PER_ENTRY)
+    per_entry = itemsize * (n_get * depth + intermediates)
     return square_tile_edge(
         per_entry, depth=depth, memory_budget=memory_budget, n_devices=n_devices
     )
@@ -149,16 +151,18 @@ def _cpu_tile_fn(spec: MLP, gets: tuple[str, ...]):
     (:mod:`._fast_cpu`).
     """
 
-    @functools.partial(jax.jit, static_argnames="symmetric")
-    def prologue(x1, x2, sq1, sq2, symmetric):
+    @functools.partial(jax.jit, static_argnames=("symmetric", "transpose"))
+    def prologue(x1, x2, sq1, sq2, symmetric, transpose):
         m = x1.shape[1]
-        gram = x1 @ x2.T
+        # the mirror tile of a symmetric grid transposes its partner's Gram bits
+        gram = (x2 @ x1.T).T if transpose else x1 @ x2.T
         if symmetric:  # exactly, so that the tile is exactly symmetric
             gram = 0.5 * (gram + gram.T)
         return gram, diag_layers(spec, sq1, m), diag_layers(spec, sq2, m)
 
-    def fn(x1, x2, sq1, sq2, key1, key2, *, symmetric=False):
-        gram, d1, d2 = jax.device_get(prologue(x1, x2, sq1, sq2, symmetric))
+    def fn(x1, x2, sq1, sq2, key1, key2, *, symmetric=False, transpose=False):
+        args = (x1, x2, sq1, sq2, symmetric, transpose)
+        gram, d1, d2 = jax.device_get(prologue(*args))
         m = x1.shape[1]
         out, finite = cpu_heads(
             spec, gram, sq1, sq2, key1, key2, (d1, d2), m, gets=gets
@@ -173,6 +177,11 @@ def _cpu_tile_fn(spec: MLP, gets: tuple[str, ...]):
 def _on_cpus(devices: tuple | None) -> bool:
     devs = jax.local_devices() if devices is None else devices
     return all(d.platform == "cpu" for d in devs)
+
+
+def _balanced(n: int, block: int) -> int:
+    """The smallest block that covers ``n`` in as many blocks as ``block`` does."""
+    return -(-n // -(-n // block))
 
 
 def _divisor_at_most(n: int, k: int) -> int:
@@ -275,6 +284,36 @@ class _Plan(NamedTuple):
     host: bool = False  # fn is the compiled CPU kernel: numpy tiles, exact symmetry
 
 
+def _blocks(
+    spec, n1, n2, n_get, dt, block_size, memory_budget, *, n_dev, host, symmetric
+) -> tuple[int, int]:
+    """``(row_block, col_block)`` of a plan: given, or the largest that fit."""
+    if block_size is None:
+        budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+        check_positive_int(budget, "memory_budget")
+        chooser = rntk_block_size if isinstance(spec, RNN) else choose_block_size
+        kw = {"intermediates": 1} if host else {}  # the compiled kernel: gram only
+        block = chooser(
+            spec.depth,
+            n_get=n_get,
+            dtype=dt,
+            memory_budget=budget,
+            n_devices=n_dev,
+            **kw,
+        )
+    else:
+        block = check_positive_int(block_size, "block_size")
+    # Rows are split evenly over devices: round the row block to a multiple.
+    # Fewer rows than devices: the tile is padded up to one row per device.
+    row_block = max(n_dev, (min(block, n1) // n_dev) * n_dev)
+    col_block = min(block, n2)
+    if host and block_size is None:  # equal blocks: the least padding
+        row_block, col_block = _balanced(n1, row_block), _balanced(n2, col_block)
+    if symmetric:
+        col_block = row_block = max(row_block, n_dev)
+    return row_block, col_block
+
+
 def _plan(
     spec,
     x1,
@@ -311,28 +350,25 @@ def _plan(
     a2 = a2.astype(dt, copy=False)
     devs = _resolve_devices(devices)
     n_dev = 1 if devs is None else len(devs)
-    if block_size is None:
-        budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
-        check_positive_int(budget, "memory_budget")
-        chooser = rntk_block_size if recurrent else choose_block_size
-        block = chooser(
-            spec.depth, n_get=len(gets), dtype=dt, memory_budget=budget, n_devices=n_dev
-        )
-    else:
-        block = check_positive_int(block_size, "block_size")
-    # Rows are split evenly over devices: round the row block to a multiple.
-    # Fewer rows than devices: the tile is padded up to one row per device.
-    row_block = max(n_dev, (min(block, len(a1)) // n_dev) * n_dev)
-    col_block = min(block, len(a2))
-    if symmetric:
-        col_block = row_block = max(row_block, n_dev)
+    host = engine == "fast" and _on_cpus(devs) and cpu_kernel_available()
+    row_block, col_block = _blocks(
+        spec,
+        len(a1),
+        len(a2),
+        len(gets),
+        dt,
+        block_size,
+        memory_budget,
+        n_dev=n_dev,
+        host=host,
+        symmetric=symmetric,
+    )
     extra, chunk = None, None
     if engine in ("fast", "fast_xla"):
         keys, sq = row_keys(a1, *(() if x2 is None else (a2,)), dtype=dt)
         extra = (sq[0], sq[-1], keys[0], keys[-1])
         chunk = max(1, FAST_CHUNK_ENTRIES // (col_block * max(1, len(gets))))
         chunk = max(1, chunk // n_dev) * n_dev if n_dev > 1 else chunk
-    host = engine == "fast" and _on_cpus(devs) and cpu_kernel_available()
     if host:
         fn = _cpu_tile_fn(spec, gets)
     else:
@@ -389,8 +425,9 @@ def _padded_tile(plan: _Plan, i0: int, j0: int) -> tuple[slice, slice, jax.Array
         args += [_pad_rows(key1[rows], plan.row_block)]
         args += [_pad_rows(key2[cols], plan.col_block)]
     with _dtype_scope(plan.dtype):
-        if plan.host:  # a diagonal tile of x against itself: exactly symmetric
-            out = plan.fn(*args, symmetric=plan.symmetric and i0 == j0)
+        if plan.host:  # the symmetric grid's tiles, each exactly its mirror's
+            sym = plan.symmetric
+            out = plan.fn(*args, symmetric=sym and i0 == j0, transpose=sym and j0 < i0)
         else:
             out = plan.fn(*args)
     return rows, cols, out
@@ -540,7 +577,9 @@ def _fill_kernels(plan: _Plan, spec, progress) -> list[np.ndarray]:
     unpadded tile of it is the result itself.
     """
     n1, n2 = len(plan.x1), len(plan.x2)
-    tiles = list(_tile_grid(plan, symmetric=plan.symmetric))
+    # The compiled kernel computes the mirror tiles too, which is cheaper than a
+    # transposed copy of (L, b, b) and exact (see _cpu_tile_fn).
+    tiles = list(_tile_grid(plan, symmetric=plan.symmetric and not plan.host))
     if plan.host and len(tiles) == 1 and (plan.row_block, plan.col_block) == (n1, n2):
         return list(_compute_tile(plan, 0, 0)[2])
     outs = [aligned_empty((spec.depth, n1, n2), plan.dtype) for _ in plan.gets]
@@ -552,7 +591,7 @@ def _fill_kernels(plan: _Plan, spec, progress) -> list[np.ndarray]:
         tile = np.asarray(tile)
         for out, t in zip(outs, tile, strict=True):
             out[:, rows, cols] = t
-            if plan.symmetric and j0 != i0:
+            if plan.symmetric and j0 != i0 and not plan.host:
                 out[:, cols, rows] = np.swapaxes(t, -1, -2)
             elif plan.symmetric and not plan.host:  # in place, layer by layer
                 for block in out[:, rows, cols]:
