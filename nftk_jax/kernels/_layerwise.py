@@ -637,11 +637,17 @@ def _tile_product_fn(weighted: bool, role: str):
     so it returns the product with the tile and with its transpose.
     """
 
-    def product(k, vb, omega):
+    def product(k, vb, omega, transposed=False):
+        if transposed:  # Theta_l^T v as (v^T Theta_l)^T, layer by layer: each
+            # layer's block is read in place (one batched dot transposed the tile)
+            kv = jnp.stack([(vb.T @ k[lay]).T for lay in range(k.shape[0])])
+        else:
+            kv = jnp.einsum("lij,jk->lik", k, vb)  # one GEMM per layer
         if weighted:
-            # sum_l omega[c, l] Theta_l @ v[:, c]  -> (b1, d)
-            return jnp.einsum("cl,lij,jc->ic", omega, k, vb)
-        return jnp.einsum("lij,jk->lik", k, vb)
+            # sum_l omega[c, l] (Theta_l @ v)[:, c]  -> (b1, d); contracting the
+            # small (L, b1, d) products, not an Omega-weighted (d, b1, b2) kernel
+            return jnp.einsum("cl,lic->ic", omega, kv)
+        return kv
 
     def f(tile, v_cols, v_rows, omega):
         k = tile[0].astype(v_cols.dtype)  # (L, b1, b2), cast before multiplying
@@ -650,7 +656,7 @@ def _tile_product_fn(weighted: bool, role: str):
         to_rows = product(k, v_cols, omega)
         if role != "pair":
             return to_rows, None
-        return to_rows, product(jnp.swapaxes(k, -1, -2), v_rows, omega)
+        return to_rows, product(k, v_rows, omega, transposed=True)
 
     return jax.jit(f)
 
@@ -659,8 +665,10 @@ def _tile_roles(plan: _Plan) -> list[tuple[int, int, str]]:
     """The tiles a product needs, with their role (see :func:`_tile_product_fn`)."""
     if not plan.symmetric:
         return [(i0, j0, "block") for i0, j0 in _tile_grid(plan, symmetric=False)]
+    # the compiled kernel's diagonal tiles are exactly symmetric already
+    diagonal = "block" if plan.host else "diagonal"
     return [
-        (i0, j0, "diagonal" if i0 == j0 else "pair")
+        (i0, j0, diagonal if i0 == j0 else "pair")
         for i0, j0 in _tile_grid(plan, symmetric=True)
     ]
 
