@@ -103,6 +103,8 @@ def cpu_heads(
     m: int,
     *,
     gets: tuple[str, ...],
+    out: np.ndarray | None = None,
+    row0: int = 0,
 ) -> tuple[np.ndarray, bool]:
     """Every head's kernels of one tile, ``(len(gets), L, b1, b2)``, on the host.
 
@@ -119,6 +121,9 @@ def cpu_heads(
             :func:`~nftk_jax.kernels._fast.diag_layers`.
         m: the input dimension.
         gets: ``'nngp'`` and/or ``'ntk'``, in output order.
+        out: a C-contiguous ``(len(gets), L, n, b2)`` array to write rows
+            ``row0 : row0 + b1`` of (in place); ``None``: a new one of ``b1`` rows.
+        row0: the first row of ``out`` to write.
 
     A symmetric ``gram`` with equal row and column vectors gives an exactly
     symmetric result (the arithmetic commutes the row and column terms only).
@@ -135,7 +140,8 @@ def cpu_heads(
         return np.ascontiguousarray(np.asarray(a), dtype=dtype)
 
     P, K, flags = _parameters(spec, gets, m, dtype)
-    out = aligned_empty((len(gets), spec.depth, *gram.shape), dtype)
+    if out is None:
+        out = aligned_empty((len(gets), spec.depth, *gram.shape), dtype)
     bad = np.zeros(gram.shape[0], np.int64)
     loops = _loops()
     cols = loops.column_terms(arr(pre2), arr(post2)[:-1], arr(sq2), P, K, flags[0])
@@ -152,5 +158,6 @@ def cpu_heads(
         flags,
         out,
         bad,
+        row0,
     )
     return out, not bad.any()

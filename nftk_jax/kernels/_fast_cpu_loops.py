@@ -205,11 +205,13 @@ def column_terms(pre2, post2, sq2, P, K, kind):
 
 
 @nb.njit(error_model="numpy", cache=True, fastmath={"contract"}, parallel=True)
-def heads(gram, sq1, key1, key2, pre1, post1, cols, P, K, I, out, bad):
-    """Every head of one tile into ``out`` ``(G, L, b1, b2)``; ``bad[i]`` counts
-    row ``i``'s non-finite entries. ``I``: kind, standard, index of nngp and of
-    ntk in ``out`` (-1: not requested). ``P``: w2, b2, wr2, m, width, bias_one,
-    then the step's constants."""
+def heads(gram, sq1, key1, key2, pre1, post1, cols, P, K, I, out, bad, row0):
+    """Every head of one block of rows into rows ``row0 + i`` of ``out``
+    ``(G, L, n1, b2)``; ``bad[i]`` counts row ``i``'s non-finite entries.
+
+    ``I``: kind, standard, index of nngp and of ntk in ``out`` (-1: not
+    requested). ``P``: w2, b2, wr2, m, width, bias_one, then the step's
+    constants."""
     qs2, rq2, sh2, rp2, rs2 = cols
     n1, n2 = gram.shape
     zero = K[K_ZERO]
@@ -237,7 +239,8 @@ def heads(gram, sq1, key1, key2, pre1, post1, cols, P, K, I, out, bad):
             else:
                 _gelu_layer(h, nt, rq2[lay], sh2[lay], qs2[lay], q1, a_h, a_c, P, K)
             if i_nngp >= 0:
-                n_bad += _write_nngp(out[i_nngp, lay, i], h, wr2, zero)
+                n_bad += _write_nngp(out[i_nngp, lay, row0 + i], h, wr2, zero)
             if i_ntk >= 0:
-                n_bad += _write_head(out[i_ntk, lay, i], h, nt, out_h, wr2, zero)
+                o = out[i_ntk, lay, row0 + i]
+                n_bad += _write_head(o, h, nt, out_h, wr2, zero)
         bad[i] = n_bad

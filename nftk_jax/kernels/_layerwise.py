@@ -154,11 +154,12 @@ def _cpu_tile_fn(spec: MLP, gets: tuple[str, ...]):
     @functools.partial(jax.jit, static_argnames=("symmetric", "transpose"))
     def prologue(x1, x2, sq1, sq2, symmetric, transpose):
         m = x1.shape[1]
+        diags = diag_layers(spec, sq1, m), diag_layers(spec, sq2, m)
         # the mirror tile of a symmetric grid transposes its partner's Gram bits
         gram = (x2 @ x1.T).T if transpose else x1 @ x2.T
         if symmetric:  # exactly, so that the tile is exactly symmetric
             gram = 0.5 * (gram + gram.T)
-        return gram, diag_layers(spec, sq1, m), diag_layers(spec, sq2, m)
+        return gram, *diags
 
     def fn(x1, x2, sq1, sq2, key1, key2, *, symmetric=False, transpose=False):
         args = (x1, x2, sq1, sq2, symmetric, transpose)
@@ -573,31 +574,85 @@ def _fill_kernels(plan: _Plan, spec, progress) -> list[np.ndarray]:
     Diagonal tiles of a symmetric plan are symmetrised as they arrive and the
     off-diagonal ones mirrored, so the result is exactly symmetric without a
     second ``(L, n, n)`` array; finiteness is checked per tile. The compiled
-    CPU kernel returns diagonal tiles exactly symmetric already, and a single
-    unpadded tile of it is the result itself.
+    CPU kernel fills whole rows instead (:func:`_fill_rows`).
     """
+    if plan.host:
+        return _fill_rows(plan, spec, progress)
     n1, n2 = len(plan.x1), len(plan.x2)
-    # The compiled kernel computes the mirror tiles too, which is cheaper than a
-    # transposed copy of (L, b, b) and exact (see _cpu_tile_fn).
-    tiles = list(_tile_grid(plan, symmetric=plan.symmetric and not plan.host))
-    if plan.host and len(tiles) == 1 and (plan.row_block, plan.col_block) == (n1, n2):
-        return list(_compute_tile(plan, 0, 0)[2])
+    tiles = list(_tile_grid(plan, symmetric=plan.symmetric))
     outs = [aligned_empty((spec.depth, n1, n2), plan.dtype) for _ in plan.gets]
     shown = progress if len(tiles) > 1 else False
     for i0, j0 in _tracked(tiles, shown, "kernel tiles"):
         rows, cols, tile = _compute_tile(plan, i0, j0)
-        if not plan.host:  # the compiled kernel checks as it writes
-            _check_finite(tile, spec, plan.dtype)
+        _check_finite(tile, spec, plan.dtype)
         tile = np.asarray(tile)
         for out, t in zip(outs, tile, strict=True):
             out[:, rows, cols] = t
-            if plan.symmetric and j0 != i0 and not plan.host:
+            if plan.symmetric and j0 != i0:
                 out[:, cols, rows] = np.swapaxes(t, -1, -2)
-            elif plan.symmetric and not plan.host:  # in place, layer by layer
+            elif plan.symmetric:  # in place, layer by layer
                 for block in out[:, rows, cols]:
                     block += block.T
                     block *= 0.5
     return outs
+
+
+def _fill_rows(plan: _Plan, spec: MLP, progress) -> list[np.ndarray]:
+    """The compiled kernel writes blocks of whole rows straight into the result.
+
+    No tile is copied or mirrored. A symmetric plan's Gram matrix is formed once
+    and symmetrised exactly (``(G + G^T) / 2``: ``n^2`` entries beside the
+    ``L n^2`` result) and its rows' and columns' diagonal recursions are one
+    array, so an entry and its mirror see the same numbers and arithmetic; a
+    rectangular plan's Gram is formed block by block, each block of rows as
+    large as the plan's tile area.
+    """
+    n1, n2 = len(plan.x1), len(plan.x2)
+    m = plan.x1.shape[1]
+    sq1, sq2, key1, key2 = plan.extra
+    out = aligned_empty((len(plan.gets), spec.depth, n1, n2), plan.dtype)
+    rows = max(1, min(n1, plan.row_block * plan.col_block // max(n2, 1)))
+    starts = list(range(0, n1, rows))
+    with _dtype_scope(plan.dtype):
+        d1 = jax.device_get(_diag_fn(spec, m)(sq1))
+        d2 = d1 if plan.symmetric else jax.device_get(_diag_fn(spec, m)(sq2))
+        gram = np.asarray(_gram_fn(plan.x1, plan.x2, True)) if plan.symmetric else None
+        for r0 in _tracked(
+            starts, progress if len(starts) > 1 else False, "kernel tiles"
+        ):
+            r1 = min(r0 + rows, n1)
+            if gram is None:
+                g = np.asarray(_gram_fn(plan.x1[r0:r1], plan.x2, False))
+            else:
+                g = gram[r0:r1]
+            d1r = (d1[0][:, r0:r1], d1[1][:, r0:r1])
+            _, finite = cpu_heads(
+                spec,
+                g,
+                sq1[r0:r1],
+                sq2,
+                key1[r0:r1],
+                key2,
+                (d1r, d2),
+                m,
+                gets=plan.gets,
+                out=out,
+                row0=r0,
+            )
+            if not finite:
+                _not_finite(spec, plan.dtype)
+    return list(out)
+
+
+@functools.partial(jax.jit, static_argnames="symmetric")
+def _gram_fn(x1, x2, symmetric):
+    gram = x1 @ x2.T
+    return 0.5 * (gram + gram.T) if symmetric else gram
+
+
+@functools.lru_cache(maxsize=64)
+def _diag_fn(spec: MLP, m: int):
+    return jax.jit(lambda sq: diag_layers(spec, sq, m))
 
 
 def kernel_tiles(
