@@ -30,10 +30,8 @@ from ._fast_cpu import (
     LINEAR,
 )
 
-_jit = nb.njit(error_model="numpy", cache=True, fastmath={"contract"})
-_inline = nb.njit(
-    error_model="numpy", cache=True, fastmath={"contract"}, inline="always"
-)
+_jit = nb.njit(error_model="numpy", cache=True, fastmath=False)
+_inline = nb.njit(error_model="numpy", cache=True, fastmath=False, inline="always")
 
 
 @_inline
@@ -74,14 +72,23 @@ def _safe_sqrt(x, K):
 
 
 @_inline
-def _abrelu_layer(h, nt, gp, rq_l, rp_l, rq1, rp1, a_h, a_c, P, K):
+def _affine_ntk(h, nt, a_h, a_c, w2, standard):
+    """The dense layer's NTK, associated as the XLA program does: ``(w2 h + b2) +
+    w2 ntk`` (ntk) or ``(fan_in h + w2 ntk) + [b]`` (standard)."""
+    if standard:
+        return (a_h * h + w2 * nt) + a_c
+    return (a_h * h + a_c) + w2 * nt
+
+
+@_inline
+def _abrelu_layer(h, nt, gp, rq_l, rp_l, rq1, rp1, a_h, a_c, P, K, standard):
     """The arc-cosine step with its carried gap (see _closed_forms._abrelu)."""
     w2, b2, c, f = P[0], P[1], P[6], P[7]
     zero, one = K[K_ZERO], K[K_ONE]
     two = one + one
     for j in range(h.shape[0]):
         q12 = w2 * h[j] + b2
-        ntk = a_h * h[j] + w2 * nt[j] + a_c
+        ntk = _affine_ntk(h[j], nt[j], a_h, a_c, w2, standard)
         d = rp1 - rp_l[j]
         r12 = rq1 * rq_l[j]
         den = r12 + w2 * (rp1 * rp_l[j]) + b2
@@ -100,25 +107,25 @@ def _abrelu_layer(h, nt, gp, rq_l, rp_l, rq1, rp1, a_h, a_c, P, K):
 
 
 @_inline
-def _linear_layer(h, nt, a_h, a_c, P):
+def _linear_layer(h, nt, a_h, a_c, P, standard):
     w2, b2, c = P[0], P[1], P[6]
     for j in range(h.shape[0]):
-        ntk = a_h * h[j] + w2 * nt[j] + a_c
+        ntk = _affine_ntk(h[j], nt[j], a_h, a_c, w2, standard)
         h[j] = c * (w2 * h[j] + b2)
         nt[j] = ntk * c
 
 
 @_inline
-def _erf_layer(h, nt, rq_l, sh_l, qs_l, q1, a_h, a_c, P, K):
+def _erf_layer(h, nt, rq_l, sh_l, qs_l, q1, a_h, a_c, P, K, standard):
     """The arcsine step (see _closed_forms._erf); q's scaled by b^2 = P[6]."""
     w2, b2, bb, aa, cc = P[0], P[1], P[6], P[7], P[8]
     zero, one = K[K_ZERO], K[K_ONE]
     two = one + one
     rq1, sh1 = math.sqrt(q1), math.sqrt(q1 + q1 + one)
-    scale = (two * two * bb * aa) / K[K_PI]
+    two_pi, scale = P[9], P[10]  # 2 / pi and 4 b^2 a^2 / pi, rounded once
     for j in range(h.shape[0]):
         q12 = w2 * h[j] + b2
-        ntk = a_h * h[j] + w2 * nt[j] + a_c
+        ntk = _affine_ntk(h[j], nt[j], a_h, a_c, w2, standard)
         e12 = bb * q12
         su = sh1 * sh_l[j]
         rq = rq1 * rq_l[j]
@@ -126,12 +133,12 @@ def _erf_layer(h, nt, rq_l, sh_l, qs_l, q1, a_h, a_c, P, K):
         low = low + two * max(rq - e12, zero)
         root = math.sqrt(low * (su + two * e12))
         ang = _signed_atan2(two * e12, root, K)
-        h[j] = aa * ((two / K[K_PI]) * ang) + cc
+        h[j] = aa * (two_pi * ang) + cc
         nt[j] = ntk * (scale / root)
 
 
 @_inline
-def _gelu_layer(h, nt, rq_l, sh_l, qs_l, q1, a_h, a_c, P, K):
+def _gelu_layer(h, nt, rq_l, sh_l, qs_l, q1, a_h, a_c, P, K, standard):
     """x Phi(x) (see _closed_forms._gelu)."""
     w2, b2 = P[0], P[1]
     zero, one = K[K_ZERO], K[K_ONE]
@@ -140,7 +147,7 @@ def _gelu_layer(h, nt, rq_l, sh_l, qs_l, q1, a_h, a_c, P, K):
     tpi, quarter = two * K[K_PI], one / (two * two)
     for j in range(h.shape[0]):
         q12 = w2 * h[j] + b2
-        ntk = a_h * h[j] + w2 * nt[j] + a_c
+        ntk = _affine_ntk(h[j], nt[j], a_h, a_c, w2, standard)
         q2 = qs_l[j]
         sp = sh1 * sh_l[j]
         rq = rq1 * rq_l[j]
@@ -168,11 +175,12 @@ def _write_nngp(o, h, wr2, zero):
 
 
 @_inline
-def _write_head(o, h, nt, out_h, wr2, zero):
-    """``o = out_h h + wr2 nt``; returns the number of non-finite entries."""
+def _write_head(o, h, nt, out_h, wr2, zero, standard):
+    """``o = width h + wr2 nt`` (standard) or ``wr2 (h + nt)`` (ntk); returns the
+    number of non-finite entries."""
     n_bad = 0
     for j in range(o.shape[0]):
-        v = out_h * h[j] + wr2 * nt[j]
+        v = out_h * h[j] + wr2 * nt[j] if standard else wr2 * (h[j] + nt[j])
         o[j] = v
         n_bad += (v - v) != zero  # 0 for finite v, NaN otherwise
     return n_bad
@@ -204,7 +212,7 @@ def column_terms(pre2, post2, sq2, P, K, kind):
     return qs2, rq2, sh2, np.sqrt(post2), np.sqrt(sq2)
 
 
-@nb.njit(error_model="numpy", cache=True, fastmath={"contract"}, parallel=True)
+@nb.njit(error_model="numpy", cache=True, fastmath=False, parallel=True)
 def heads(gram, sq1, key1, key2, pre1, post1, cols, P, K, I, out, bad, row0):
     """Every head of one block of rows into rows ``row0 + i`` of ``out``
     ``(G, L, n1, b2)``; ``bad[i]`` counts row ``i``'s non-finite entries.
@@ -231,16 +239,22 @@ def heads(gram, sq1, key1, key2, pre1, post1, cols, P, K, I, out, bad, row0):
             q1 = pre1[lay, i] * P[6] if kind == ERF else pre1[lay, i]
             if kind == ABRELU:
                 rq1, rp1 = math.sqrt(q1), math.sqrt(post1[lay, i])
-                _abrelu_layer(h, nt, gp, rq2[lay], rp2[lay], rq1, rp1, a_h, a_c, P, K)
+                _abrelu_layer(
+                    h, nt, gp, rq2[lay], rp2[lay], rq1, rp1, a_h, a_c, P, K, standard
+                )
             elif kind == LINEAR:
-                _linear_layer(h, nt, a_h, a_c, P)
+                _linear_layer(h, nt, a_h, a_c, P, standard)
             elif kind == ERF:
-                _erf_layer(h, nt, rq2[lay], sh2[lay], qs2[lay], q1, a_h, a_c, P, K)
+                _erf_layer(
+                    h, nt, rq2[lay], sh2[lay], qs2[lay], q1, a_h, a_c, P, K, standard
+                )
             else:
-                _gelu_layer(h, nt, rq2[lay], sh2[lay], qs2[lay], q1, a_h, a_c, P, K)
+                _gelu_layer(
+                    h, nt, rq2[lay], sh2[lay], qs2[lay], q1, a_h, a_c, P, K, standard
+                )
             if i_nngp >= 0:
                 n_bad += _write_nngp(out[i_nngp, lay, row0 + i], h, wr2, zero)
             if i_ntk >= 0:
                 o = out[i_ntk, lay, row0 + i]
-                n_bad += _write_head(o, h, nt, out_h, wr2, zero)
+                n_bad += _write_head(o, h, nt, out_h, wr2, zero, standard)
         bad[i] = n_bad

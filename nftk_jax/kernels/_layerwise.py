@@ -351,7 +351,7 @@ def _plan(
     a2 = a2.astype(dt, copy=False)
     devs = _resolve_devices(devices)
     n_dev = 1 if devs is None else len(devs)
-    host = engine == "fast" and _on_cpus(devs) and cpu_kernel_available()
+    host = engine == "fast" and _on_cpus(devs) and cpu_kernel_available(spec)
     row_block, col_block = _blocks(
         spec,
         len(a1),
