@@ -151,19 +151,14 @@ def _cpu_tile_fn(spec: MLP, gets: tuple[str, ...]):
     (:mod:`._fast_cpu`).
     """
 
-    @functools.partial(jax.jit, static_argnames=("symmetric", "transpose"))
-    def prologue(x1, x2, sq1, sq2, symmetric, transpose):
+    @functools.partial(jax.jit, static_argnames="symmetric")
+    def prologue(x1, x2, sq1, sq2, symmetric):
         m = x1.shape[1]
         diags = diag_layers(spec, sq1, m), diag_layers(spec, sq2, m)
-        # the mirror tile of a symmetric grid transposes its partner's Gram bits
-        gram = (x2 @ x1.T).T if transpose else x1 @ x2.T
-        if symmetric:  # exactly, so that the tile is exactly symmetric
-            gram = 0.5 * (gram + gram.T)
-        return gram, *diags
+        return _gram_fn(x1, x2, symmetric), *diags
 
-    def fn(x1, x2, sq1, sq2, key1, key2, *, symmetric=False, transpose=False):
-        args = (x1, x2, sq1, sq2, symmetric, transpose)
-        gram, d1, d2 = jax.device_get(prologue(*args))
+    def fn(x1, x2, sq1, sq2, key1, key2, *, symmetric=False):
+        gram, d1, d2 = jax.device_get(prologue(x1, x2, sq1, sq2, symmetric))
         m = x1.shape[1]
         out, finite = cpu_heads(
             spec, gram, sq1, sq2, key1, key2, (d1, d2), m, gets=gets
@@ -426,9 +421,8 @@ def _padded_tile(plan: _Plan, i0: int, j0: int) -> tuple[slice, slice, jax.Array
         args += [_pad_rows(key1[rows], plan.row_block)]
         args += [_pad_rows(key2[cols], plan.col_block)]
     with _dtype_scope(plan.dtype):
-        if plan.host:  # the symmetric grid's tiles, each exactly its mirror's
-            sym = plan.symmetric
-            out = plan.fn(*args, symmetric=sym and i0 == j0, transpose=sym and j0 < i0)
+        if plan.host:  # a diagonal tile of x against itself: exactly symmetric
+            out = plan.fn(*args, symmetric=plan.symmetric and i0 == j0)
         else:
             out = plan.fn(*args)
     return rows, cols, out
@@ -646,6 +640,7 @@ def _fill_rows(plan: _Plan, spec: MLP, progress) -> list[np.ndarray]:
 
 @functools.partial(jax.jit, static_argnames="symmetric")
 def _gram_fn(x1, x2, symmetric):
+    """``x1 x2^T``; with ``symmetric`` (x1 is x2) exactly symmetrised."""
     gram = x1 @ x2.T
     return 0.5 * (gram + gram.T) if symmetric else gram
 
