@@ -61,7 +61,8 @@ from nftk_jax.data import (  # noqa: E402
     resample_sequences,
 )
 from nftk_jax.linalg._krr import encode_targets, krr_fit, krr_predict  # noqa: E402
-from nftk_jax.mkl import select_spec  # noqa: E402
+from nftk_jax.mkl import learn_omega_loo, select_spec  # noqa: E402
+from nftk_jax.mkl._ridge import select_ridge_and_loo_accuracy  # noqa: E402
 from nftk_jax.model import pack_sequences  # noqa: E402
 
 
@@ -99,8 +100,10 @@ def _ridge(theta, y, d) -> float:
     return float(select_ridge(theta, Y, np.full((d, L), 1.0 / L)).ridge)
 
 
-def _evaluate(theta_all, theta_test, y, y_test, d, seed) -> dict[str, float]:
+def _evaluate(theta_all, theta_test, y, y_test, d, seed, omega="loo") -> dict:
     """Learned Omega and best single layer on precomputed kernels."""
+    if omega == "loo":
+        return _evaluate_loo(theta_all, theta_test, y, y_test, d)
     L = theta_all.shape[0]
     tr, va = _split(y, 0.25, seed)
     th_tr = theta_all[:, tr][:, :, tr]
@@ -120,6 +123,26 @@ def _evaluate(theta_all, theta_test, y, y_test, d, seed) -> dict[str, float]:
     om = np.zeros((d, L))
     om[:, best] = 1.0
     single = _krr_accuracy(theta_all, y, theta_test, y_test, om, rho_all, d)
+    return {"learned": acc, "single": single, "layer": best + 1, "omega": res.omega}
+
+
+def _evaluate_loo(theta, theta_test, y, y_test, d) -> dict:
+    """Omega learned by leave-one-out on all training rows (``learn_omega_loo``);
+    the single layer with the best leave-one-out accuracy (ties: squared error)."""
+    L = theta.shape[0]
+    rho = _ridge(theta, y, d)
+    res = learn_omega_loo(theta, y, ridge=rho, n_classes=d, steps=100)
+    acc = _krr_accuracy(theta, y, theta_test, y_test, res.omega, rho, d)
+    rank = []
+    for layer in range(L):
+        sel, loo_acc = select_ridge_and_loo_accuracy(
+            theta[layer : layer + 1], y, "loo", n_classes=d
+        )
+        rank.append((-loo_acc, float(np.min(sel.scores)), sel.ridge))
+    best = min(range(L), key=rank.__getitem__)
+    om = np.zeros((d, L))
+    om[:, best] = 1.0
+    single = _krr_accuracy(theta, y, theta_test, y_test, om, rank[best][2], d)
     return {"learned": acc, "single": single, "layer": best + 1, "omega": res.omega}
 
 
@@ -172,6 +195,15 @@ def _views(seqs, lengths) -> dict:
     return {key: length_view(seqs, key) for key in keys}
 
 
+def _mlp_views(seqs, lengths) -> dict:
+    """The MLP's input views: the series resampled to the median training length
+    and to every length of ``lengths`` below the longest series, flattened."""
+    longest = max(len(s) for s in seqs)
+    keys = {int(np.median([len(s) for s in seqs]))}
+    keys |= {int(t) for t in lengths if int(t) < longest}
+    return {t: resample_sequences(seqs, t) for t in sorted(keys)}
+
+
 def _describe(spec, length=None) -> str:
     if isinstance(spec, RNN):
         view = "raw" if length is None else f"T={length}"
@@ -179,7 +211,7 @@ def _describe(spec, length=None) -> str:
             f"{spec.activation} w={spec.sigma_w:.2f} u={spec.sigma_u:g} "
             f"b={spec.sigma_b:.1f} {view}"
         )
-    return f"{spec.activation} W={spec.W_std:.2f} b={spec.b_std:.1f}"
+    return f"{spec.activation} W={spec.W_std:.2f} b={spec.b_std:.1f} T={length}"
 
 
 def run(name: str, args) -> dict:
@@ -187,7 +219,6 @@ def run(name: str, args) -> dict:
     d = len(ds.classes)
     y, y_test = ds.y_train, ds.y_test
     length = int(np.median([len(s) for s in ds.x_train]))
-    x_flat = resample_sequences(ds.x_train, length)
     rnn = RNN(
         depth=args.depth, activation=args.activation, sigma_w=args.sigma_w,
         sigma_u=1.0, sigma_b=0.1, sigma_h=0.0,
@@ -199,17 +230,21 @@ def run(name: str, args) -> dict:
         # Only the training series and labels enter the choice.
         t0 = time.perf_counter()
         rnns, mlps = _candidates(args.depth)
-        sel = select_spec(rnns, _views(ds.x_train, args.lengths), y, n_classes=d)
+        views = _views(ds.x_train, args.lengths)
+        sel = select_spec(rnns, views, y, n_classes=d, criterion=args.criterion)
         rnn, view = sel.spec, sel.input
-        mlp = select_spec(mlps, x_flat, y, n_classes=d).spec
+        mlp_views = _mlp_views(ds.x_train, args.lengths if args.mlp_views else [])
+        msel = select_spec(mlps, mlp_views, y, n_classes=d, criterion=args.criterion)
+        mlp, length = msel.spec, msel.input
         tune_time = time.perf_counter() - t0
     x_seq, x_seq_test = (
         pack_sequences(length_view(x, view)) for x in (ds.x_train, ds.x_test)
     )
     th, tc, k_time = _kernels(rnn, x_seq, x_seq_test)
-    r = _evaluate(th, tc, y, y_test, d, args.seed)
+    r = _evaluate(th, tc, y, y_test, d, args.seed, args.omega)
+    x_flat = resample_sequences(ds.x_train, length)
     mth, mtc, m_time = _kernels(mlp, x_flat, resample_sequences(ds.x_test, length))
-    m = _evaluate(mth, mtc, y, y_test, d, args.seed)
+    m = _evaluate(mth, mtc, y, y_test, d, args.seed, args.omega)
     dtw, dtw_time = _dtw(ds) if not args.no_dtw else (float("nan"), 0.0)
     lengths = [len(s) for s in ds.x_train + ds.x_test]
     return {
@@ -226,7 +261,7 @@ def run(name: str, args) -> dict:
         "dtw_s": dtw_time,
         "tune_s": tune_time,
         "rnn_spec": _describe(rnn, view),
-        "mlp_spec": _describe(mlp),
+        "mlp_spec": _describe(mlp, length),
     }
 
 
@@ -248,6 +283,28 @@ def main() -> None:
         help="with --tune: resampled lengths the RNN's input may take besides "
         "the raw series (none: raw only)",
     )
+    p.add_argument(
+        "--criterion",
+        choices=("error", "accuracy"),
+        default="accuracy",
+        help="with --tune: select_spec's criterion, leave-one-out squared error or "
+        "leave-one-out accuracy (ties: squared error)",
+    )
+    p.add_argument(
+        "--omega",
+        choices=("loo", "split"),
+        default="loo",
+        help="loo: Omega by leave-one-out on all training rows (learn_omega_loo), "
+        "single layer by leave-one-out accuracy; split: Omega by val_mse on a "
+        "stratified 25%% validation split, single layer by validation accuracy",
+    )
+    p.add_argument(
+        "--mlp-views",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --tune: the MLP chooses its input length among the median "
+        "training length and --lengths, as the RNN does",
+    )
     p.add_argument("--no-dtw", action="store_true")
     p.add_argument(
         "--tune", action="store_true", help="choose kernel hyperparameters by LOO"
@@ -255,6 +312,10 @@ def main() -> None:
     args = p.parse_args()
     print(f"# {platform.processor() or platform.machine()}, jax {jax.__version__}")
     print(f"# RNN(depth={args.depth}, {args.activation}, sigma_w={args.sigma_w:.3f})")
+    print(
+        f"# tune={args.tune}, criterion={args.criterion}, omega={args.omega}, "
+        f"MLP views={args.mlp_views}"
+    )
     head = (
         "| set | n train/test | T | RNTK Omega | RNTK 1 layer (l) | MLP NTK Omega "
         "| 1-NN DTW | RNTK kernels s | MLP kernels s | DTW s |"

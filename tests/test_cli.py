@@ -169,6 +169,8 @@ def test_compare_end_to_end(fit_run, tmp_path, capsys):
         (["fit", "--dataset", "idx"], "--data-dir"),
         (["fit", "--ridge", "-1"], "--ridge"),
         (["fit", "--steps", "0"], "--steps"),
+        (["fit", "--dataset", "digits", "--length", "16"], "--length"),
+        (["fit", "--dataset", "ucr:GunPoint", "--length", "0"], "--length"),
         (["fit", "--dataset", "digits", "--activation", "swishy"], "activation"),
         (["figures", "/does/not/exist"], "omega.npy"),
         (["compare", "--widths", "0"], "--widths"),

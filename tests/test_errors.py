@@ -8,12 +8,14 @@ and the documented one in step.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import nftk_jax as nk
+import nftk_jax.data
 from nftk_jax import CheckpointError
 from nftk_jax.cli import main
 
@@ -74,6 +76,18 @@ def _foreign_run(tmp_path):
     (run / "config.json").write_text('{"ridge": "loo"}')
     argv = ["fit", "--dataset", "digits", "--depth", "2", "--out", "TMP"]
     return _cli([*argv, "--ridge", "0.01"])(tmp_path)
+
+
+def _without_aeon(call):
+    """``call`` run as if the timeseries extra were not installed."""
+
+    def run(tmp_path):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setitem(sys.modules, "aeon", None)
+            mp.setitem(sys.modules, "aeon.datasets", None)
+            return call(tmp_path)
+
+    return run
 
 
 # id -> (call taking tmp_path, exception type, message fragment)
@@ -304,6 +318,178 @@ CASES = {
         _cli(["fit", "--dataset", "digits", "--depth", "5000", "--out", "TMP"]),
         SystemExit,
         "--n-train",
+    ),
+    "seq-bad-shape": (
+        lambda t: nk.layerwise_kernels(RNN2, [np.ones((2, 3, 1))]),
+        ValueError,
+        "x1[0] must have shape (T, features) or (T,)",
+    ),
+    "seq-zero-features": (
+        lambda t: nk.layerwise_kernels(RNN2, [np.ones((2, 0))]),
+        ValueError,
+        "x1[0] has 0 features per step",
+    ),
+    "seq-features-differ-within": (
+        lambda t: nk.layerwise_kernels(RNN2, [np.ones((2, 3)), np.ones((2, 4))]),
+        ValueError,
+        "x1[1] has 4 features per step but x1[0] has 3",
+    ),
+    "seq-none": (
+        lambda t: nk.layerwise_kernels(RNN2, None),
+        ValueError,
+        "x1 is None",
+    ),
+    "seq-padded-empty": (
+        lambda t: nk.layerwise_kernels(RNN2, np.ones((0, 3, 2))),
+        ValueError,
+        "x1 is empty (shape (0, 3, 2))",
+    ),
+    "seq-lengths-shape": (
+        lambda t: nk.layerwise_kernels(RNN2, (np.ones((2, 3, 3)), np.array([1]))),
+        ValueError,
+        "lengths of x1 must have shape (2,)",
+    ),
+    "seq-lengths-without-padding": (
+        lambda t: nk.model.pack_sequences([np.ones((2, 1))], lengths=[2]),
+        ValueError,
+        "lengths was given but x is not a padded",
+    ),
+    "seq-array-not-sequences": (
+        lambda t: nk.model.pack_sequences(np.ones(4)),
+        ValueError,
+        "x must be a list of (T_i, features) arrays or a padded",
+    ),
+    "seq-not-packed": (
+        lambda t: nk.layerwise_kernels(RNN2, np.ones((3, 2))),
+        ValueError,
+        "x1 of shape (3, 2) is not a packed sequence array",
+    ),
+    "seq-packed-corrupt": (
+        lambda t: nk.layerwise_kernels(RNN2, np.array([[5.0, 1.0, 1.0, 2.0]])),
+        ValueError,
+        "x1 is not a valid packed sequence array",
+    ),
+    "rnn-unknown-activation": (
+        lambda t: nk.RNN(2, activation="tanh"),
+        ValueError,
+        "activation='tanh' has no closed-form recurrent kernel",
+    ),
+    "rnn-negative-scale": (
+        lambda t: nk.RNN(2, sigma_u=-1.0),
+        ValueError,
+        "sigma_u",
+    ),
+    "rnn-engine-fast": (
+        lambda t: nk.layerwise_kernels(RNN2, [np.ones((2, 1))], engine="fast"),
+        ValueError,
+        "engine='fast' has no fast path for an RNN",
+    ),
+    "rnn-memory-budget-too-small": (
+        lambda t: nk.layerwise_kernels(RNN2, [np.ones((2, 1))], memory_budget=10),
+        ValueError,
+        "memory_budget=10 bytes is too small for depth=2",
+    ),
+    "rnn-kernels-not-finite": (
+        lambda t: nk.layerwise_kernels(
+            nk.RNN(2, sigma_w=100.0), [np.ones((40, 1))], dtype=np.float32
+        ),
+        ValueError,
+        "the layerwise kernels are not finite in dtype=float32",
+    ),
+    "rnn-init-standard": (
+        lambda t: nk.nftk_network(RNN2, 2, init="xavier_normal"),
+        ValueError,
+        "an RNN spec has only init='ntk'",
+    ),
+    "spec-not-a-spec": (
+        lambda t: nk.layerwise_kernels("rnn", X),
+        TypeError,
+        "spec must be an nftk_jax.MLP or RNN",
+    ),
+    "ucr-without-aeon": (
+        _without_aeon(lambda t: nk.data.load_ucr("GunPoint")),
+        ImportError,
+        "load_ucr needs aeon, the optional 'timeseries' extra",
+    ),
+    "ucr-unknown-set": (
+        lambda t: nk.data.load_ucr("NoSuchSet"),
+        ValueError,
+        "name='NoSuchSet' is not a classification set shipped with aeon",
+    ),
+    "resample-length-zero": (
+        lambda t: nk.data.resample_sequences([np.ones(3)], 0),
+        ValueError,
+        "length must be >= 1",
+    ),
+    "resample-length-not-integer": (
+        lambda t: nk.data.length_view([np.ones(3)], 2.5),
+        ValueError,
+        "length must be an integer >= 1",
+    ),
+    "resample-empty-sequence": (
+        lambda t: nk.data.resample_sequences([np.ones((0, 1))], 4),
+        ValueError,
+        "resample_sequences takes non-empty",
+    ),
+    "resample-no-sequences": (
+        lambda t: nk.data.resample_sequences([], 4),
+        ValueError,
+        "resample_sequences needs at least one sequence",
+    ),
+    "resample-feature-mismatch": (
+        lambda t: nk.data.resample_sequences([np.ones((3, 1)), np.ones((3, 2))], 4),
+        ValueError,
+        "every sequence needs the same number of features",
+    ),
+    "select-spec-no-candidates": (
+        lambda t: nk.mkl.select_spec([], X, Y),
+        ValueError,
+        "candidates must hold at least one spec",
+    ),
+    "select-spec-no-views": (
+        lambda t: nk.mkl.select_spec([RNN2], {}, Y),
+        ValueError,
+        "the mapping of input views is empty",
+    ),
+    "select-spec-rows-mismatch": (
+        lambda t: nk.mkl.select_spec([RNN2], {16: [np.ones((2, 1))] * 5}, Y),
+        ValueError,
+        "the inputs of view 16 have 5 rows but y has 12",
+    ),
+    "select-spec-unknown-criterion": (
+        lambda t: nk.mkl.select_spec([SPEC], X, Y, criterion="f1"),
+        ValueError,
+        "criterion='f1' is unknown",
+    ),
+    "select-spec-accuracy-for-targets": (
+        lambda t: nk.mkl.select_spec([SPEC], X, X[:, :2], criterion="accuracy"),
+        ValueError,
+        "criterion='accuracy' needs integer class labels",
+    ),
+    "loo-omega-not-square": (
+        lambda t: nk.mkl.learn_omega_loo(TH[:, :, :5], Y, ridge=1.0),
+        ValueError,
+        "theta must be (L, n, n) square",
+    ),
+    "loo-omega-ridge-zero": (
+        lambda t: nk.mkl.learn_omega_loo(TH, Y, ridge=0.0),
+        ValueError,
+        "ridge must be finite and > 0",
+    ),
+    "cli-length-without-ucr": (
+        _cli(["fit", "--dataset", "digits", "--length", "16"]),
+        SystemExit,
+        "--length resamples the series of a ucr:NAME set",
+    ),
+    "cli-ucr-without-aeon": (
+        _without_aeon(_cli(["fit", "--dataset", "ucr:GunPoint", "--arch", "rnn"])),
+        SystemExit,
+        "load_ucr needs aeon",
+    ),
+    "cli-ucr-unknown-set": (
+        _cli(["fit", "--dataset", "ucr:NoSuchSet", "--arch", "rnn"]),
+        SystemExit,
+        "is not a classification set shipped with aeon",
     ),
 }
 

@@ -150,3 +150,44 @@ def test_bad_views_are_clear_errors(views, match):
     _, y = data()
     with pytest.raises(NFTKInputError, match=match):
         select_spec([MLP(2)], views, y)
+
+
+def test_accuracy_criterion_takes_the_best_loo_accuracy_ties_by_score():
+    x, y = data()
+    specs = [MLP(2, b_std=b, activation=a) for a in ("relu", "erf") for b in (0.1, 1.0)]
+    by_error = select_spec(specs, x, y)
+    by_acc = select_spec(specs, x, y, criterion="accuracy")
+    assert_close(by_acc.scores, by_error.scores, rtol=0)
+    top = np.flatnonzero(by_acc.loo_accuracy == by_acc.loo_accuracy.max())
+    assert by_acc.index == top[np.argmin(by_acc.scores[top])]
+    assert by_error.index == int(np.argmin(by_error.scores))
+
+
+def test_learn_omega_loo_lowers_the_brute_force_loo_error():
+    from nftk_jax.linalg import encode_targets
+    from nftk_jax.mkl import learn_omega_loo
+
+    x, y = data(3)
+    y = y + (x[:, 2] > 1)  # three classes
+    th = np.asarray(layerwise_kernels(MLP(3), x))
+    th = np.concatenate([th, np.eye(N)[None]])  # a useless layer
+    res = learn_omega_loo(th, y, ridge=0.1, steps=60)
+    assert_close(res.omega.sum(axis=1), np.ones(3), rtol=1e-12)
+    assert np.all(res.omega >= 0) and np.all(np.diff(res.values) <= 1e-15)
+    Y, _ = encode_targets(y, N)
+
+    def refit_figures(omega):
+        preds = np.stack(
+            [
+                loo_refits(np.einsum("l,lij->ij", omega[c], th), Y[:, c], 0.1)
+                for c in range(3)
+            ],
+            axis=1,
+        )
+        return np.mean((Y - preds) ** 2), np.mean(np.argmax(preds, axis=1) == y)
+
+    mse, acc = refit_figures(res.omega)
+    assert_close(res.loo_mse, mse, rtol=1e-8)
+    assert res.loo_accuracy == acc
+    assert_close(res.values[0], refit_figures(np.full((3, 4), 0.25))[0], rtol=1e-8)
+    assert res.loo_mse < 0.95 * res.values[0]

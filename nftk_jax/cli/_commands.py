@@ -51,8 +51,14 @@ def _load_data(args) -> Any:
         return data.load_mnist5k(
             n_train=args.n_train or 4000, n_test=args.n_test or 1000, seed=args.seed
         )
+    length = getattr(args, "length", None)
+    if length is not None and not name.startswith("ucr:"):
+        raise CLIError(
+            f"--length resamples the series of a ucr:NAME set; --dataset {name} "
+            "has fixed-size rows (drop --length)"
+        )
     if name.startswith("ucr:"):
-        ds = _load_ucr(name[4:], getattr(args, "arch", "mlp"))
+        ds = _load_ucr(name[4:], getattr(args, "arch", "mlp"), length)
     elif name == "digits":
         ds = data.load_digits(seed=args.seed)
     elif name == "idx":
@@ -70,8 +76,12 @@ def _load_data(args) -> Any:
     return _subsample(ds, args.n_train, args.n_test)
 
 
-def _load_ucr(name: str, arch: str):
-    """A UCR set as a Dataset: packed sequences (rnn) or resampled rows (mlp)."""
+def _load_ucr(name: str, arch: str, length: int | None = None):
+    """A UCR set as a Dataset: packed sequences (rnn) or resampled rows (mlp).
+
+    ``length``: every series resampled on its own to that many steps
+    (``data.length_view``); ``None``: the raw series for an RNN (aligned at their
+    last step), the median training length for an MLP."""
     import numpy as np
 
     from .. import data
@@ -82,12 +92,18 @@ def _load_ucr(name: str, arch: str):
     except ImportError as e:
         raise CLIError(str(e)) from e
     if arch == "rnn":
-        xs = pack_sequences(seq.x_train), pack_sequences(seq.x_test)
+        xs = tuple(
+            pack_sequences(data.length_view(x, length))
+            for x in (seq.x_train, seq.x_test)
+        )
     else:
-        length = int(np.median([len(s) for s in seq.x_train]))
+        if length is None:
+            length = int(np.median([len(s) for s in seq.x_train]))
         xs = tuple(
             data.resample_sequences(x, length) for x in (seq.x_train, seq.x_test)
         )
+    if length is not None:
+        name = f"{name} (resampled to {length} steps)"
     return data.Dataset(xs[0], seq.y_train, xs[1], seq.y_test, seq.classes, name)
 
 

@@ -167,6 +167,15 @@ def _add_data_args(p: argparse.ArgumentParser, command: str) -> None:
         "shipped with aeon, e.g. ucr:GunPoint (the timeseries extra; sequences for "
         "--arch rnn, resampled to the median length for mlp) (default: %(default)s)",
     )
+    g.add_argument(
+        "--length",
+        type=_positive_int,
+        default=None,
+        metavar="T",
+        help="ucr:NAME only: resample every series on its own to T steps "
+        "(nftk_jax.data.length_view); for --arch rnn the default is the raw series "
+        "aligned at their last step, for mlp the median training length",
+    )
     _add_path(
         g,
         "--data-dir",

@@ -3,6 +3,7 @@
 from ._constraints import CONSTRAINT_REGISTRY, CONSTRAINTS, Box, L1Ball, NonNeg, Simplex
 from ._fit import fit_mkl
 from ._learner import fit_mkl_kernels
+from ._loo_omega import LOOOmega, learn_omega_loo
 from ._objectives import OBJECTIVES
 from ._options import LearnerOptions, learner_options
 from ._result import MKLHistory, MKLStep, NFTKResult
@@ -48,6 +49,7 @@ __all__ = [
     "Fixed",
     "L1Ball",
     "LearnerOptions",
+    "LOOOmega",
     "MatrixFree",
     "NoPreconditioner",
     "NonNeg",
@@ -74,6 +76,7 @@ __all__ = [
     "gaussian_class_probabilities",
     "grid_edge",
     "learn_and_refit",
+    "learn_omega_loo",
     "omega_stability",
     "posterior_variance",
     "rank_correlation",

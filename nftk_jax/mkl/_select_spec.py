@@ -64,6 +64,7 @@ def select_spec(
     *,
     n_classes: int | None = None,
     method: str = "loo",
+    criterion: str = "error",
     memory_budget: int | None = None,
     dtype: Any = None,
     progress: bool = False,
@@ -84,6 +85,10 @@ def select_spec(
         y: ``(n,)`` integer labels (or ``(n, d)`` float targets).
         n_classes: number of classes when some are absent from ``y``.
         method: ``'loo'`` or ``'gcv'``, as in :func:`select_ridge`.
+        criterion: ``'error'``: the smallest score wins; ``'accuracy'`` (integer
+            labels): the highest leave-one-out accuracy wins,
+            ties broken by the smaller score (accuracy is what a classifier is
+            judged by, but on a few dozen rows it ties often).
         memory_budget: bytes per kernel tile, passed to ``layerwise_kernels``.
         dtype: kernel dtype (``None``: float64 with x64 enabled, else float32).
         progress: a progress bar over the candidates.
@@ -108,6 +113,10 @@ def select_spec(
     from ..kernels import layerwise_kernels
 
     candidates = list(candidates)
+    if criterion not in CRITERIA:
+        raise NFTKInputError(
+            f"criterion={criterion!r} is unknown; choose one of {list(CRITERIA)}."
+        )
     if not candidates:
         raise NFTKInputError(
             "candidates must hold at least one spec, e.g. "
@@ -155,7 +164,7 @@ def select_spec(
             "select_spec: no candidate gave a finite leave-one-out score; check the "
             "inputs for constant or duplicated rows."
         )
-    best = int(np.nanargmin(scores_arr))
+    best = _best(scores_arr, np.asarray(accs, dtype=np.float64), criterion)
     if edges[best] is not None:
         warnings.warn(
             f"select_spec: the selected candidate's ridge {ridges[best]:.3g} is the "
@@ -176,6 +185,24 @@ def select_spec(
 
 
 _SINGLE = object()  # the key of the one view when ``x`` is not a mapping
+
+#: Names accepted by ``criterion=``.
+CRITERIA = ("error", "accuracy")
+
+
+def _best(scores: np.ndarray, accs: np.ndarray, criterion: str) -> int:
+    """The winning candidate: smallest score, or (``'accuracy'``) highest
+    leave-one-out accuracy with the smaller score breaking ties."""
+    if criterion == "error":
+        return int(np.nanargmin(scores))
+    if not np.any(np.isfinite(accs)):
+        raise NFTKInputError(
+            "select_spec: criterion='accuracy' needs integer class labels y (the "
+            "leave-one-out accuracy); use criterion='error' for float targets."
+        )
+    ok = np.isfinite(scores) & np.isfinite(accs)
+    top = np.flatnonzero(ok & (accs == np.max(accs[ok])))
+    return int(top[np.argmin(scores[top])])
 
 
 def _views(x: Any) -> dict:
