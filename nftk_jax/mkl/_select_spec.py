@@ -112,16 +112,7 @@ def select_spec(
     """
     from ..kernels import layerwise_kernels
 
-    candidates = list(candidates)
-    if criterion not in CRITERIA:
-        raise NFTKInputError(
-            f"criterion={criterion!r} is unknown; choose one of {list(CRITERIA)}."
-        )
-    if not candidates:
-        raise NFTKInputError(
-            "candidates must hold at least one spec, e.g. "
-            "[RNN(3, sigma_w=1.0), RNN(3, sigma_w=1.4)]."
-        )
+    candidates = _check_arguments(candidates, criterion)
     views = _views(x)
     labels = np.asarray(y)
     is_labels = labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer)
@@ -188,6 +179,20 @@ _SINGLE = object()  # the key of the one view when ``x`` is not a mapping
 
 #: Names accepted by ``criterion=``.
 CRITERIA = ("error", "accuracy")
+
+
+def _check_arguments(candidates: Sequence[Any], criterion: str) -> list:
+    if criterion not in CRITERIA:
+        raise NFTKInputError(
+            f"criterion={criterion!r} is unknown; choose one of {list(CRITERIA)}."
+        )
+    candidates = list(candidates)
+    if not candidates:
+        raise NFTKInputError(
+            "candidates must hold at least one spec, e.g. "
+            "[RNN(3, sigma_w=1.0), RNN(3, sigma_w=1.4)]."
+        )
+    return candidates
 
 
 def _best(scores: np.ndarray, accs: np.ndarray, criterion: str) -> int:
