@@ -8,7 +8,9 @@
 (b) the XLA program's row-chunk size (cache-sized blocks through all L layers vs
     the whole tile per layer);
 (c) the streamed Omega-weighted ``layerwise_matvec`` at large n, each engine in its
-    own subprocess so that its peak resident memory is its own;
+    own subprocess so that its peak resident memory is its own, optionally beside
+    another checkout's ``engine='fast'`` (``--stream-baseline``), in interleaved
+    rounds (``--stream-repeats``);
 (d) optionally, the multi-head stack vs a loop of stand-alone depth-l kernel_fns.
 
 Example::
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -31,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import nftk_jax
 from nftk_jax import MLP, layerwise_kernels, layerwise_matvec
 from nftk_jax.kernels import _layerwise
 
@@ -128,20 +132,66 @@ def streamed_matvec(n: int, m: int, depth: int, engine: str) -> dict:
         "wall_s": wall,
         "peak_rss_gib": peak_gib,
         "checksum": float(np.abs(out).sum()),
+        "package": os.path.dirname(os.path.dirname(nftk_jax.__file__)),
     }
 
 
-def _stream_in_subprocess(n: int, m: int, depth: int, engine: str) -> dict:
+def _stream_in_subprocess(
+    n: int, m: int, depth: int, engine: str, root: str | None = None
+) -> dict:
+    """(c) in a fresh process, with the package imported from ``root`` (another
+    checkout, e.g. an older commit's worktree) or from this one."""
+    root = os.path.abspath(root or os.path.join(os.path.dirname(__file__), ".."))
+    here = os.path.dirname(os.path.abspath(__file__))
     code = (
-        "import json, sys; sys.path.insert(0, 'benchmarks');"
+        f"import json, sys; sys.path[:0] = [{root!r}, {here!r}];"
         "import jax; jax.config.update('jax_enable_x64', True);"
         "import bench_kernels as b;"
         f"print(json.dumps(b.streamed_matvec({n}, {m}, {depth}, {engine!r})))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=root,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def stream_side_by_side(args) -> None:
+    """(c): every engine, and the baseline checkout's ``fast``, each in its own
+    process, interleaved ``--stream-repeats`` times; ratios to the first."""
+    runs = [(e, None) for e in args.stream_engines]
+    if args.stream_baseline:
+        runs.append(("baseline", args.stream_baseline))
+    times: dict[str, list[float]] = {}
+    checks: dict[str, float] = {}
+    for rep in range(args.stream_repeats):
+        for label, root in runs:
+            engine = "fast" if root else label
+            with open("/proc/loadavg") as f:
+                load = " ".join(f.read().split()[:3])
+            r = _stream_in_subprocess(
+                args.stream_n, args.m, args.stream_depth, engine, root
+            )
+            times.setdefault(label, []).append(r["wall_s"])
+            checks[label] = r["checksum"]
+            print(
+                f"  run {rep + 1} {label:>8}: {r['wall_s']:.1f} s, peak RSS "
+                f"{r['peak_rss_gib']:.2f} GiB, load average before {load} "
+                f"({r['package']})",
+                flush=True,
+            )
+    first = runs[0][0]
+    for label, _ in runs[1:]:
+        ratios = [b / a for a, b in zip(times[first], times[label], strict=True)]
+        rel = abs(checks[first] / checks[label] - 1)
+        print(
+            f"{label} / {first}: "
+            + ", ".join(f"{x:.2f}x" for x in ratios)
+            + f" the time (run by run), |checksum ratio - 1| = {rel:.1e}"
+        )
 
 
 def one_pass_vs_loop(n: int, m: int, depth: int, repeats: int) -> dict:
@@ -177,6 +227,13 @@ def main(argv=None) -> None:
         default=["fast", "fast_xla"],
         help="engines for (c), the first is the reference of the ratios",
     )
+    p.add_argument(
+        "--stream-baseline",
+        default="",
+        help="another checkout (e.g. a worktree of an older commit) whose "
+        "engine='fast' joins (c) as 'baseline'",
+    )
+    p.add_argument("--stream-repeats", type=int, default=1, help="rounds of (c)")
     p.add_argument("--loop-depths", type=int, nargs="*", default=[], help="for (d)")
     args = p.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # float32 runs with it off per call
@@ -206,25 +263,9 @@ def main(argv=None) -> None:
     if args.stream_n:
         print(
             f"\n(c) streamed Omega-weighted matvec, n={args.stream_n}, "
-            f"L={args.stream_depth}, float32, one subprocess per engine"
+            f"L={args.stream_depth}, float32, one subprocess per run"
         )
-        res = {}
-        for engine in args.stream_engines:
-            r = _stream_in_subprocess(args.stream_n, args.m, args.stream_depth, engine)
-            res[engine] = r
-            print(
-                f"{engine:>8}: {r['wall_s']:.1f} s, "
-                f"peak RSS {r['peak_rss_gib']:.2f} GiB",
-                flush=True,
-            )
-        first = res[args.stream_engines[0]]
-        for engine, r in list(res.items())[1:]:
-            rel = abs(first["checksum"] / r["checksum"] - 1)
-            print(
-                f"{engine} / {args.stream_engines[0]}: "
-                f"{r['wall_s'] / first['wall_s']:.2f}x the time, "
-                f"|checksum ratio - 1| = {rel:.1e}"
-            )
+        stream_side_by_side(args)
     for depth in args.loop_depths:
         r = one_pass_vs_loop(args.n, args.m, depth, args.repeats)
         print(

@@ -4,8 +4,10 @@
 ``engine='fast_xla'`` runs the same recursion as one XLA program (the path on
 accelerators). Here they are compared entry by entry, their symmetry and
 duplicate handling checked exactly, and the compiled kernel's own finiteness
-check exercised. Agreement with neural-tangents over every activation,
-parameterisation and bias is in tests/test_fast_kernels.py, which runs both.
+check exercised; the streamed products, which multiply each tile's heads as
+they are computed, are compared with products of the dense kernels. Agreement
+with neural-tangents over every activation, parameterisation and bias is in
+tests/test_fast_kernels.py, which runs both.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nftk_jax import MLP, layerwise_kernels
+from nftk_jax import MLP, layerwise_kernels, layerwise_matvec
 from nftk_jax.kernels import _layerwise
 from nftk_jax.kernels._fast_cpu import cpu_kernel_available
 
@@ -128,3 +130,78 @@ def test_compiled_kernel_reports_non_finite_values():
         layerwise_kernels(spec, x, dtype=np.float32, devices=False, engine="fast")
     k = layerwise_kernels(spec, x, dtype=np.float64, devices=False, engine="fast")
     assert np.all(np.isfinite(np.asarray(k)))
+
+
+def _dense_products(theta, v, omega):
+    theta = np.asarray(theta, np.float64)
+    if omega is None:
+        return np.einsum("lij,jk->lik", theta, v)
+    return np.einsum("cl,lij,jc->ic", omega, theta, v)
+
+
+def _count_host_tiles(monkeypatch) -> list:
+    calls = []
+    real = _layerwise._host_tile_product
+
+    def counting(plan, spec, i0, j0, *args):
+        calls.append((i0, j0))
+        return real(plan, spec, i0, j0, *args)
+
+    monkeypatch.setattr(_layerwise, "_host_tile_product", counting)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("square", [True, False])
+@pytest.mark.parametrize("activation,kwargs,par,b_std", CASES[:2] + CASES[4:])
+def test_fused_products_equal_dense(
+    activation, kwargs, par, b_std, square, weighted, dtype, monkeypatch
+):
+    # 23 rows in blocks of 7: padded tiles, three diagonal ones; zero and
+    # duplicated rows within and across the inputs
+    spec = _spec(activation, kwargs, par, b_std, depth=5)
+    x1, x2 = _inputs(n1=23, n2=17, seed=7)
+    x2 = None if square else x2
+    rng = np.random.default_rng(8)
+    v = rng.normal(size=(23 if square else 17, 3))
+    omega = rng.uniform(size=(3, spec.depth)) if weighted else None
+    theta = layerwise_kernels(spec, x1, x2, dtype=dtype, devices=False)
+    calls = _count_host_tiles(monkeypatch)
+    got = layerwise_matvec(
+        spec, x1, v, x2=x2, omega=omega, block_size=7, dtype=dtype,
+        product_dtype=np.float64, devices=False,
+    )  # fmt: skip
+    expected = _dense_products(theta, v, omega)
+    # float32: the tiles' Gram matrices are other GEMMs than the dense one's
+    tol = 1e-12 if dtype == np.float64 else 3e-6
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=tol, atol=tol * scale)
+    n_blocks = len({i0 for i0, _ in calls})
+    if square:  # the tiles on and above the diagonal only
+        assert all(j0 >= i0 for i0, j0 in calls)
+        assert len(calls) == n_blocks * (n_blocks + 1) // 2 and n_blocks == 4
+    else:
+        assert len(calls) == 4 * 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_square_products_are_exactly_symmetric(dtype):
+    x = random_inputs(29, 6, seed=9)
+    x[5] = x[11]
+    mv = layerwise_matvec(
+        MLP(depth=4), x, np.eye(29), block_size=8, dtype=dtype, devices=False
+    )
+    mv = np.asarray(mv)  # the columns of every layer's kernel
+    assert mv.dtype == dtype
+    assert np.array_equal(mv, np.swapaxes(mv, -1, -2))
+    dense = np.asarray(layerwise_kernels(MLP(depth=4), x, dtype=dtype, devices=False))
+    tol = 3e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(mv, dense, rtol=tol, atol=tol * np.abs(dense).max())
+
+
+def test_fused_products_report_non_finite_values():
+    spec = MLP(depth=40, W_std=5.0)
+    x = random_inputs(6, 4, seed=6)
+    with pytest.raises(ValueError, match="not finite in dtype=float32"):
+        layerwise_matvec(spec, x, np.ones((6, 1)), dtype=np.float32, devices=False)

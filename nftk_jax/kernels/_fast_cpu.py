@@ -37,7 +37,7 @@ from ..model import ACTIVATIONS, MLP
 from ._closed_forms import activation_parameters
 from ._special import atan_coefficients
 
-__all__ = ["cpu_kernel_available", "cpu_heads"]
+__all__ = ["cpu_kernel_available", "cpu_heads", "cpu_products"]
 
 # Kinds of activation step (the kernel's integer switch) and the layout of the
 # constant vector K: tan(pi/8), pi/4, pi/2, pi, 0, 1, then the arctangent
@@ -45,6 +45,9 @@ __all__ = ["cpu_kernel_available", "cpu_heads"]
 ABRELU, LINEAR, ERF, GELU = 0, 1, 2, 3
 K_TAN, K_PI4, K_PI2, K_PI, K_ZERO, K_ONE, K_R = 0, 1, 2, 3, 4, 5, 6
 _N_COEFFS = 10
+#: Columns :func:`cpu_products` takes through all layers at once per row: the
+#: row's buffers and its share of the vectors stay in L1/L2.
+PRODUCT_CHUNK = 512
 
 
 @functools.cache
@@ -145,6 +148,17 @@ def cpu_heads(
         :func:`~nftk_jax.core.aligned_empty`'s, and whether all its entries are
         finite (counted as they are written).
     """
+    args = _tile_arguments(spec, gram, sq1, sq2, key1, key2, diags, m, gets)
+    if out is None:
+        out = aligned_empty((len(gets), spec.depth, *gram.shape), gram.dtype)
+    bad = np.zeros(gram.shape[0], np.int64)
+    _loops().heads(*args, out, bad, row0)
+    return out, not bad.any()
+
+
+def _tile_arguments(spec, gram, sq1, sq2, key1, key2, diags, m, gets) -> tuple:
+    """The compiled loops' leading arguments: ``gram, sq1, key1, key2, pre1,
+    post1, cols, P, K, I`` in the dtype of ``gram``."""
     dtype = np.dtype(gram.dtype)
     (pre1, post1), (pre2, post2) = diags
 
@@ -152,24 +166,62 @@ def cpu_heads(
         return np.ascontiguousarray(np.asarray(a), dtype=dtype)
 
     P, K, flags = _parameters(spec, gets, m, dtype)
-    if out is None:
-        out = aligned_empty((len(gets), spec.depth, *gram.shape), dtype)
-    bad = np.zeros(gram.shape[0], np.int64)
-    loops = _loops()
-    cols = loops.column_terms(arr(pre2), arr(post2)[:-1], arr(sq2), P, K, flags[0])
+    cols = _loops().column_terms(arr(pre2), arr(post2)[:-1], arr(sq2), P, K, flags[0])
     keys = (np.ascontiguousarray(k, np.int64) for k in (key1, key2))
-    loops.heads(
-        arr(gram),
-        arr(sq1),
-        *keys,
-        arr(pre1),
-        arr(post1)[:-1],
-        cols,
-        P,
-        K,
-        flags,
-        out,
-        bad,
-        row0,
-    )
-    return out, not bad.any()
+    return (arr(gram), arr(sq1), *keys, arr(pre1), arr(post1)[:-1], cols, P, K, flags)
+
+
+def cpu_products(
+    spec: MLP,
+    gram: np.ndarray,
+    sq1: np.ndarray,
+    sq2: np.ndarray,
+    key1: np.ndarray,
+    key2: np.ndarray,
+    diags: tuple[tuple[Any, Any], tuple[Any, Any]],
+    m: int,
+    *,
+    v_cols: np.ndarray,
+    v_rows: np.ndarray | None,
+    weights: np.ndarray | None,
+    triangle: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    r"""A tile's NTK heads multiplied by vectors, the heads never stored.
+
+    With the tile's heads :math:`T_l` (rows ``len(sq1)``, columns ``len(sq2)``
+    of ``gram``, which may be larger, e.g. padded): the row products
+    :math:`T_l v_c` and, with ``v_rows``, the column products
+    :math:`T_l^\top u`, per layer, or mixed over the layers by ``weights``.
+    Each entry is computed once, in registers, and enters both products, so a
+    symmetric kernel's tile above the diagonal stands for its mirror too.
+
+    Args:
+        spec, gram, sq1, sq2, key1, key2, diags, m: as in :func:`cpu_heads`.
+        v_cols: ``(n2, k)`` vectors on the tile's columns, in the product dtype.
+        v_rows: ``(n1, k)`` vectors on its rows (the column products), or
+            ``None`` (none).
+        weights: ``(L, k)``: column ``c`` of the products is
+            :math:`\sum_l w_{lc} T_l v_{:, c}`; ``None``: every layer apart.
+        triangle: only the entries on and above the diagonal (a diagonal tile
+            of a symmetric kernel); a diagonal entry enters the row products
+            only.
+
+    Returns:
+        ``(to_rows, to_cols)``: ``(G, n1, k)`` and ``(G, n2, k)`` (``None``
+        without ``v_rows``), ``G = 1`` with ``weights``, else ``L``.
+    """
+    args = _tile_arguments(spec, gram, sq1, sq2, key1, key2, diags, m, ("ntk",))
+    pdt = np.dtype(v_cols.dtype)
+    n1, n2, k = len(sq1), len(sq2), v_cols.shape[1]
+    n_groups = spec.depth if weights is None else 1
+    w = np.ones((1, 1), pdt) if weights is None else np.asarray(weights, pdt)
+    to_cols = v_rows is not None
+    vr = np.zeros((k, 1), pdt) if v_rows is None else np.ascontiguousarray(v_rows.T)
+    n_par = _loops().nb.get_num_threads()
+    rows_acc = np.zeros((n_par, n_groups, n1, k), pdt)
+    cols_acc = np.zeros((n_groups, k, n2 if to_cols else 0), pdt)
+    flags = np.asarray([weights is None, to_cols, triangle, PRODUCT_CHUNK], np.int64)
+    vc = np.ascontiguousarray(v_cols.T)
+    _loops().head_products(*args, w, vc, vr, rows_acc, cols_acc, flags)
+    rows = rows_acc.sum(axis=0)
+    return rows, (np.swapaxes(cols_acc, 1, 2) if to_cols else None)

@@ -33,7 +33,7 @@ from ..core import (
 )
 from ..model import MLP, RNN, as_packed, packed_shape
 from ._fast import diag_layers, fast_heads, resolve_engine, row_keys
-from ._fast_cpu import cpu_heads, cpu_kernel_available
+from ._fast_cpu import cpu_heads, cpu_kernel_available, cpu_products
 from ._rntk import rntk_block_size, rntk_tile_fn, square_tile_edge
 
 __all__ = [
@@ -809,6 +809,8 @@ def _streamed_matvec(
     else:
         om = np.zeros((1, 1), pdt)
         out = jnp.zeros((spec.depth, n1, k), pdt)
+    if plan.host:
+        return _host_matvec(plan, spec, vv, om if weighted else None, progress)
     # Zero rows past the end, so padded tile columns (and, for a mirrored tile,
     # padded tile rows) contribute nothing.
     vpad = np.zeros((n2 + max(plan.row_block, plan.col_block), k), pdt)
@@ -829,3 +831,61 @@ def _streamed_matvec(
                 out = out.at[:, cols].add(to_cols[:, :nc])
     _check_finite(out, spec, plan.dtype)
     return out
+
+
+def _host_matvec(plan: _Plan, spec: MLP, v: np.ndarray, omega, progress) -> jax.Array:
+    """:func:`_streamed_matvec` with the compiled kernel: every tile's heads are
+    multiplied as they are computed (:func:`cpu_products`), never stored.
+
+    A symmetric plan visits the tiles on and above the diagonal; a diagonal tile
+    only its entries on and above the diagonal, so every entry of the upper
+    triangle is computed once and enters the products of its row and of its
+    column: the product is with an exactly symmetric matrix.
+    """
+    m = plan.x1.shape[1]
+    sq1, sq2 = plan.extra[:2]
+    weights = None if omega is None else np.ascontiguousarray(omega.T)
+    n_groups = 1 if omega is None else 0
+    shape = (spec.depth,) * n_groups + (len(plan.x1), v.shape[1])
+    out = np.zeros(shape, v.dtype)
+    tiles = list(_tile_grid(plan, symmetric=plan.symmetric))
+    with _dtype_scope(plan.dtype):
+        d1 = jax.device_get(_diag_fn(spec, m)(sq1))
+        d2 = d1 if plan.symmetric else jax.device_get(_diag_fn(spec, m)(sq2))
+        for i0, j0 in _tracked(tiles, progress, "matvec tiles"):
+            rows, cols, to_rows, to_cols = _host_tile_product(
+                plan, spec, i0, j0, (d1, d2), v, weights
+            )
+            out[..., rows, :] += to_rows if omega is None else to_rows[0]
+            if to_cols is not None:
+                out[..., cols, :] += to_cols if omega is None else to_cols[0]
+    _check_finite(out, spec, plan.dtype)
+    return jnp.asarray(out)
+
+
+def _host_tile_product(plan: _Plan, spec: MLP, i0: int, j0: int, diags, v, weights):
+    """``(rows, cols, to_rows, to_cols)`` of the tile at ``(i0, j0)`` (see
+    :func:`cpu_products`); ``to_cols`` is ``None`` unless the plan is
+    symmetric."""
+    rows = slice(i0, min(i0 + plan.row_block, len(plan.x1)))
+    cols = slice(j0, min(j0 + plan.col_block, len(plan.x2)))
+    diagonal = plan.symmetric and i0 == j0
+    x1 = _pad_rows(plan.x1[rows], plan.row_block)
+    gram = np.asarray(_gram_fn(x1, _pad_rows(plan.x2[cols], plan.col_block), diagonal))
+    sq1, sq2, key1, key2 = plan.extra
+    (pre1, post1), (pre2, post2) = diags
+    to_rows, to_cols = cpu_products(
+        spec,
+        gram,
+        sq1[rows],
+        sq2[cols],
+        key1[rows],
+        key2[cols],
+        ((pre1[:, rows], post1[:, rows]), (pre2[:, cols], post2[:, cols])),
+        plan.x1.shape[1],
+        v_cols=v[cols],
+        v_rows=v[rows] if plan.symmetric else None,
+        weights=weights,
+        triangle=diagonal,
+    )
+    return rows, cols, to_rows, to_cols
