@@ -6,13 +6,15 @@ which :math:`\Omega` is learned exactly. Its costs, for ``n`` training and
 ``n_t`` test inputs, ``L`` layers, ``d`` classes and ``G <= d + 2`` kernels (the
 distinct rows of :math:`\Omega`, the selected single depth, the uniform mix):
 
-* memory: the subset kernels, float32, :math:`4 L m^2`; the learner's float64
-  copies and factors, about :math:`8 (0.8 L + 0.64 (d + 2)) m^2`; the normal
-  equations, :math:`8 G m^2`; one kernel chunk; the data;
+* memory, the largest of the stages: the subset kernels, float32,
+  :math:`4 L m^2` (read from their stage file where a stage needs them); the
+  learner's float64 fit and validation blocks, :math:`8 \cdot 0.8 L m^2`, and its
+  own buffers, about :math:`12 d (0.8 m)^2`; the normal equations, :math:`8 G m^2`,
+  with one kernel chunk, or with the subset kernels in the solve; the data;
 * disk: the subset kernels and the checkpoints, about :math:`4 L m^2 + 8 G m^2 \cdot 2`;
 * time: kernel entries :math:`L (m^2/2 + (n + n_t) m)` at the measured rate, plus
   :math:`n m^2 G` multiply-adds for the normal equations, plus the Omega learner
-  (about 40 class solves of size :math:`0.8 m` per step).
+  (about 4 class solves of size :math:`0.8 m` per step, measured).
 """
 
 from __future__ import annotations
@@ -101,36 +103,45 @@ def measure_rates(spec, n_features: int) -> tuple[float, float]:
     from ..kernels import layerwise_kernels
 
     rng = np.random.default_rng(0)
-    x = rng.random((256, n_features), dtype=np.float32)
-    layerwise_kernels(spec, x[:128], x, dtype=np.float32, devices=None)  # compile
+    # a probe the size of one chunk of K_nm's rows (a smaller one measures the
+    # call overhead, not the rate: 128 x 256 under-rated the compiled kernel ~3x)
+    x = rng.random((1024, n_features), dtype=np.float32)
+    layerwise_kernels(spec, x[:512], x, dtype=np.float32, devices=None)  # compile
     t0 = time.perf_counter()
-    layerwise_kernels(spec, x[:128], x, dtype=np.float32, devices=None)
-    kernel_rate = spec.depth * 128 * 256 / max(time.perf_counter() - t0, 1e-6)
-    b = rng.random((512, 1024))
+    layerwise_kernels(spec, x[:512], x, dtype=np.float32, devices=None)
+    kernel_rate = spec.depth * 512 * 1024 / max(time.perf_counter() - t0, 1e-6)
+    b = rng.random((1024, 1536))
+    blas.dsyrk(1.0, b[:64], trans=1)  # load BLAS before timing
     t0 = time.perf_counter()
     blas.dsyrk(1.0, b, trans=1)
-    flop_rate = 512 * 1024 * 1024 / max(time.perf_counter() - t0, 1e-6)
+    flop_rate = 1024 * 1536 * 1536 / max(time.perf_counter() - t0, 1e-6)
     return kernel_rate, flop_rate
 
 
 def _needs(n, n_test, p, L, d, m, chunk) -> tuple[int, int]:
+    """Peak memory and disk of a run, in bytes: the largest of its stages."""
     g = d + 2
     data = 4 * p * (n + n_test)
-    subset = 4 * L * m * m
-    learner = 8 * (0.8 * L + 0.64 * (d + 2)) * m * m
+    subset = 4 * L * m * m  # float32 subset kernels, read from their stage file
+    m_fit = 0.8 * m
+    blocks = 8 * L * m_fit * m  # float64 fit and validation blocks
+    # the dense learner's own buffers, about 1.5 d float64 fit-sized matrices
+    # (measured: 1.6 GiB at m = 4750, d = 10)
+    learner = 12 * d * m_fit * m_fit
     normal = 8 * g * m * m
     chunk_mem = 4 * (L + 8) * chunk * m + 8 * chunk * m * 2
-    solve = 3 * 8 * m * m
-    peak = data + subset + max(learner, normal + chunk_mem + solve)
+    solve = normal + subset + 3 * 8 * m * m
+    peak = data + max(subset + blocks, blocks + learner, normal + chunk_mem, solve)
     disk = subset + 2 * normal + 8 * g * (n_test + m) * d
     return int(peak * 1.15) + (300 << 20), int(disk)
 
 
 def _expected_s(n, n_test, L, d, m, steps, kernel_rate, flop_rate) -> float:
     entries = L * (m * m / 2 + (n + n_test) * m)
-    # Omega learning: about 40 dense class solves' worth of flops per step
-    # (measured), for at most 15 steps (the learner usually stops earlier).
-    omega = min(steps, 15) * 40 * d * (0.8 * m) ** 3 / 3
+    # Omega learning: about 4 dense class solves' worth of flops per step (measured:
+    # 5 steps at m = 4750 took 49 s at 4.3e10 flop/s), for at most 15 steps (the
+    # learner usually stops earlier).
+    omega = min(steps, 15) * 4 * d * (0.8 * m) ** 3 / 3
     flops = n * m * m * (d + 2) + omega
     return entries / kernel_rate + flops / flop_rate + 30.0
 

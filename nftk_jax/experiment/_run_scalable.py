@@ -83,13 +83,12 @@ def _subset(y: np.ndarray, m: int, seed: int) -> np.ndarray:
     return validation_split(y, m / len(y), seed, stratify=True)[1]
 
 
-def _stage_kernels(st: _Stages, spec, x_sub, progress, log) -> np.ndarray:
+def _stage_kernels(st: _Stages, spec, x_sub, progress, log) -> None:
     from ..kernels import layerwise_kernels
 
-    saved = st.load("kernels")
-    if saved is not None:
+    if st.path("kernels").exists():
         st.resumed["kernels"] = "resumed"
-        return saved["theta"]
+        return
     log(f"stage kernels: {spec.depth} layers on the {len(x_sub)}-image subset")
     theta = np.asarray(
         layerwise_kernels(spec, x_sub, dtype=np.float32, progress=progress)
@@ -97,18 +96,43 @@ def _stage_kernels(st: _Stages, spec, x_sub, progress, log) -> np.ndarray:
     st.save("kernels", {"theta": theta})
     st.resumed["kernels"] = "computed"
     st.event("kernels")
-    return theta
+
+
+def _subset_kernels(st: _Stages) -> tuple[np.ndarray, np.ndarray]:
+    """The subset's layer kernels from their stage file, trace-normalised in place
+    (float32), and the float64 scale ``s_l`` (mean diagonal) they were divided by.
+
+    Read from disk where needed rather than held in memory between stages, so that
+    no stage holds them beside its own large arrays without need.
+    """
+    saved = st.load("kernels")
+    if saved is None:  # pragma: no cover - the kernels stage ran before
+        raise FileNotFoundError(f"{st.path('kernels')} is missing; rerun the fit.")
+    theta = np.array(saved["theta"], dtype=np.float32, copy=False)
+    del saved
+    scale = np.mean(np.diagonal(theta, axis1=1, axis2=2), axis=1).astype(np.float64)
+    theta /= scale[:, None, None].astype(np.float32)
+    return theta, scale
 
 
 def _val_accuracy(theta_fit, theta_val, y_enc, y_val, omega, ridge) -> float:
-    from ..linalg import krr_fit, krr_predict
+    """Validation accuracy of Theorem 1 with layer weights ``omega``: one ``n x n``
+    system per distinct row of ``omega`` (no ``(d, n, n)`` stack, no device copy)."""
+    from ..linalg._nystrom_krr import _cholesky_solve
 
-    sol = krr_fit(theta_fit, y_enc, omega, ridge=ridge)
-    pred = np.argmax(np.asarray(krr_predict(theta_val, sol.alpha, omega)), axis=1)
-    return float(np.mean(pred == y_val))
+    scores = np.empty((theta_val.shape[1], omega.shape[0]))
+    rows, inverse = np.unique(omega, axis=0, return_inverse=True)
+    for g, w in enumerate(rows):
+        cls = np.flatnonzero(inverse.ravel() == g)
+        k = np.tensordot(w, theta_fit, axes=1)
+        k[np.diag_indices_from(k)] += ridge
+        alpha, _ = _cholesky_solve(k, y_enc[:, cls])
+        del k
+        scores[:, cls] = np.tensordot(w, theta_val, axes=1) @ alpha
+    return float(np.mean(np.argmax(scores, axis=1) == y_val))
 
 
-def _stage_omega(st: _Stages, theta, y_sub, d, ridge, opts, progress, log) -> dict:
+def _stage_omega(st: _Stages, y_sub, d, ridge, opts, progress, log) -> dict:
     from ..linalg import encode_targets
     from ..mkl import fit_mkl_kernels, validation_split
 
@@ -116,12 +140,15 @@ def _stage_omega(st: _Stages, theta, y_sub, d, ridge, opts, progress, log) -> di
     if saved is not None:
         st.resumed["omega"] = "resumed"
         return saved
+    theta, _ = _subset_kernels(st)
     L = theta.shape[0]
     fit, val = validation_split(y_sub, opts["validation_fraction"], opts["seed"], True)
     # float64 blocks copied out of the float32 subset kernels layer by layer: no
-    # float64 copy of all of them, no (L, n_fit, m) intermediate
+    # float64 copy of all of them, no (L, n_fit, m) intermediate; the float32
+    # kernels are dropped before the learner runs
     th_fit = take_blocks(theta, fit, fit, dtype=np.float64)
     th_val = take_blocks(theta, val, fit, dtype=np.float64)
+    del theta
     log(f"stage omega: learning Omega exactly on {len(fit)} + {len(val)} images")
     res = fit_mkl_kernels(
         th_fit, y_sub[fit], theta_val=th_val, y_val=y_sub[val], ridge=ridge,
@@ -208,15 +235,15 @@ def _stage_normal(st, spec, x, y_enc, x_sub, weights, scale, opts, progress, log
     return eq
 
 
-def _stage_solve(st, eq, theta_sub, scale, weights, ridge, log) -> np.ndarray:
+def _stage_solve(st, eq, weights, ridge, log) -> np.ndarray:
     from ..linalg import solve_normal_equations
 
     saved = st.load("solve")
     if saved is not None:
         st.resumed["solve"] = "resumed"
         return saved["alpha"]
-    log(f"stage solve: {len(weights)} systems of size {theta_sub.shape[1]}")
-    k_mm = theta_sub / scale[:, None, None].astype(np.float32)
+    log(f"stage solve: {len(weights)} systems of size {eq.gram.shape[1]}")
+    k_mm, _ = _subset_kernels(st)
     alpha, jitter = solve_normal_equations(eq, k_mm, weights, ridge=ridge)
     st.save("solve", {"alpha": alpha, "jitter": jitter})
     st.resumed["solve"] = "computed"
@@ -425,7 +452,7 @@ def run_scalable_fit(
     if overwrite:
         _clear_stages(out)
     x_tr, x_te, y_tr, y_te = _arrays(dataset)
-    d, L = len(dataset.classes), spec.depth
+    d = len(dataset.classes)
     if plan is None:
         plan = _plan_run(
             spec, x_tr, x_te, d, out, landmarks, memory_budget, time_budget_s,
@@ -442,13 +469,9 @@ def run_scalable_fit(
     timed = functools.partial(_timed, timings)
     sub = _subset(y_tr, m, seed)
     x_sub, y_sub = x_tr[sub], y_tr[sub]
-    theta = timed("kernels", _stage_kernels, st, spec, x_sub, progress, log)
-    scale = np.mean(np.diagonal(theta, axis1=1, axis2=2), axis=1).astype(np.float64)
-    theta_n = (theta / scale[:, None, None].astype(np.float32)).astype(np.float32)
-    om = timed(
-        "omega", _stage_omega, st, theta_n, y_sub, d, relative_ridge, opts, progress,
-        log,
-    )  # fmt: skip
+    timed("kernels", _stage_kernels, st, spec, x_sub, progress, log)
+    scale = _subset_kernels(st)[1]
+    om = timed("omega", _stage_omega, st, y_sub, d, relative_ridge, opts, progress, log)
     omega = np.asarray(om["omega"])
     best_depth = int(np.argmax(om["val_single"]))
     weights, assign = _kernel_rows(omega, best_depth)
@@ -457,10 +480,7 @@ def run_scalable_fit(
         "normal", _stage_normal, st, spec, x_tr, y_enc, x_sub, weights, scale, opts,
         progress, log,
     )  # fmt: skip
-    alpha = timed(
-        "solve", _stage_solve, st, eq, theta_n, np.ones(L), weights, relative_ridge,
-        log,
-    )  # fmt: skip
+    alpha = timed("solve", _stage_solve, st, eq, weights, relative_ridge, log)
     del eq
     scores = timed(
         "predict", _stage_predict, st, spec, x_te, x_sub, weights, alpha, scale,

@@ -207,8 +207,9 @@ def solve_normal_equations(
     alphas, jitters = [], []
     for g in range(len(w)):
         a = np.tril(equations.gram[g])
-        a = a + np.tril(a, -1).T
-        a += ridge * np.tensordot(w[g], kmm, axes=1)
+        a += np.tril(a, -1).T
+        for l in np.flatnonzero(w[g]):  # layer by layer: no float64 copy of k_mm
+            a += (ridge * w[g, l]) * kmm[l]
         alpha, jit = _cholesky_solve(a, equations.rhs[g])
         alphas.append(alpha)
         jitters.append(jit)
