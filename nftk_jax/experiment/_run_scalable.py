@@ -118,16 +118,20 @@ def _subset_kernels(st: _Stages) -> tuple[np.ndarray, np.ndarray]:
 def _val_accuracy(theta_fit, theta_val, y_enc, y_val, omega, ridge) -> float:
     """Validation accuracy of Theorem 1 with layer weights ``omega``: one ``n x n``
     system per distinct row of ``omega`` (no ``(d, n, n)`` stack, no device copy)."""
-    from ..linalg._nystrom_krr import _cholesky_solve
+    import scipy.linalg
+
+    from ..linalg import host_cholesky
 
     scores = np.empty((theta_val.shape[1], omega.shape[0]))
     rows, inverse = np.unique(omega, axis=0, return_inverse=True)
     for g, w in enumerate(rows):
         cls = np.flatnonzero(inverse.ravel() == g)
-        k = np.tensordot(w, theta_fit, axes=1)
-        k[np.diag_indices_from(k)] += ridge
-        alpha, _ = _cholesky_solve(k, y_enc[:, cls])
-        del k
+        chol, _ = host_cholesky(
+            lambda w=w: np.tensordot(w, theta_fit, axes=1), ridge,
+            what="the validation split's K + ridge I", remedy="Increase the ridge",
+        )  # fmt: skip
+        alpha = scipy.linalg.cho_solve((chol, True), y_enc[:, cls], check_finite=False)
+        del chol
         scores[:, cls] = np.tensordot(w, theta_val, axes=1) @ alpha
     return float(np.mean(np.argmax(scores, axis=1) == y_val))
 
