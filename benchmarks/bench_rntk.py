@@ -3,29 +3,34 @@
 For every set, in one run:
 
 * **RNTK, learned Omega**: the ``L`` head kernels of ``RNN(depth=L)`` (float64,
-  timed: train x train plus test x train), Omega learned with ``fit_mkl_kernels``
-  (simplex, ``val_mse`` on a seeded stratified 25% validation split of the training
-  set), then the dual coefficients refit on the whole training set;
-* **RNTK, best single layer**: the layer with the best validation accuracy, refit on
-  the whole training set;
+  timed: train x train plus test x train), Omega learned on all training rows by
+  closed-form leave-one-out (``nftk_jax.mkl.learn_omega_loo``, simplex, from the
+  uniform mix), ridge ``select_ridge``'s on the uniform mix (``--omega loo``, the
+  default); with ``--omega split``: Omega by ``fit_mkl_kernels`` (``val_mse`` on a
+  seeded stratified 25% validation split), then the dual coefficients refit on the
+  whole training set;
+* **RNTK, best single layer**: the layer with the best leave-one-out accuracy
+  (ties: leave-one-out squared error), at its own leave-one-out ridge (``--omega
+  split``: the best validation accuracy), fit on the whole training set;
 * **MLP layerwise NTK, learned Omega**: ``MLP(depth=L)`` on the series resampled to
-  a common length (the median training length) and flattened, same protocol;
+  one length and flattened, same protocol;
 * **1-NN DTW**: aeon's ``KNeighborsTimeSeriesClassifier(distance='dtw')``.
 
 With ``--tune`` the kernel hyperparameters of both kernel models are chosen per set
-on the training series alone, by closed-form leave-one-out of the uniform layer mix
-(``nftk_jax.mkl.select_spec``): for the RNN the activation (relu, erf) x
-``sigma_w`` (1, sqrt 2) x ``sigma_u`` (0.25, 0.5, 1) x ``sigma_b`` (0.1, 1), each
-on every input view: the raw series (aligned at their last step) and the series
-resampled to each of ``--lengths`` (default 16, 32, 64 steps) shorter than the
-longest training series (``nftk_jax.data.length_view``); for the MLP, as before,
-the activation x ``W_std`` (1, sqrt 2) x ``b_std`` (0.1, 1) on the series resampled
-to the median training length. Without it both use the fixed defaults below (ReLU,
-``sigma_w = W_std = sqrt 2``, raw series for the RNN).
+on the training series alone by closed-form leave-one-out of the uniform layer mix
+(``nftk_jax.mkl.select_spec``; ``--criterion accuracy``, the default: the highest
+leave-one-out accuracy, ties broken by the squared error; ``--criterion error``:
+the squared error): for the RNN the activation (relu, erf) x ``sigma_w`` (1,
+sqrt 2) x ``sigma_u`` (0.25, 0.5, 1) x ``sigma_b`` (0.1, 1), each on every input
+view: the raw series (aligned at their last step) and the series resampled to each
+of ``--lengths`` (default 16, 32, 64 steps) shorter than the longest training
+series (``nftk_jax.data.length_view``); for the MLP the activation x ``W_std`` (1,
+sqrt 2) x ``b_std`` (0.1, 1), each on the series resampled to the median training
+length and to each of the same ``--lengths`` (``--no-mlp-views``: the median
+length only). Without ``--tune`` both use the fixed defaults below (ReLU,
+``sigma_w = W_std = sqrt 2``, raw series for the RNN, median length for the MLP).
 
-One ridge per model, ``ridge * mean diagonal`` with ``ridge`` picked from a grid by
-closed-form leave-one-out on the uniform mix (``select_ridge``). Series are
-z-normalised per series and channel (``load_ucr``).
+Series are z-normalised per series and channel (``load_ucr``).
 
 Usage::
 
@@ -33,6 +38,8 @@ Usage::
     .venv/bin/python benchmarks/bench_rntk.py --sets GunPoint   # one set
     .venv/bin/python benchmarks/bench_rntk.py --tune            # per-set LOO choice
     .venv/bin/python benchmarks/bench_rntk.py --tune --lengths  # raw series only
+    .venv/bin/python benchmarks/bench_rntk.py --tune --criterion error --omega split \
+        --no-mlp-views                                          # the earlier protocol
 """
 
 from __future__ import annotations

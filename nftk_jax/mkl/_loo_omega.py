@@ -15,15 +15,15 @@ the criterion :func:`~nftk_jax.mkl.select_ridge` and
 :func:`~nftk_jax.mkl.select_spec` score the uniform mix by, now minimised over
 Omega. The classes decouple, so every row :math:`\omega_c` takes its own projected
 gradient steps (Armijo backtracking, the step doubling after every accepted one);
-the gradient is JAX's, through one ``n x n`` Cholesky factorisation per class and
-evaluation, so this is for dense kernels of up to a few thousand rows.
+the gradient is in closed form (:math:`dH = -H\,dA\,H`), from one ``n x n``
+inverse per class and evaluation in NumPy, so this is for dense kernels of up to a
+few thousand rows.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -42,31 +42,38 @@ class LOOOmega(NamedTuple):
     values: np.ndarray  # (steps + 1,) J at the start and after every step
 
 
-def _class_loo(theta, omega_row, y_col, ridge):
-    """Leave-one-out residuals of one class's kernel ridge regression."""
+def _class_loo(theta, row, col, ridge):
+    """Leave-one-out residuals ``e``, ``H = A^{-1}`` and ``alpha`` of one class."""
     n = theta.shape[1]
-    a = jnp.einsum("l,lij->ij", omega_row, theta) + ridge * jnp.eye(
-        n, dtype=theta.dtype
-    )
-    chol = jax.scipy.linalg.cho_factor(a, lower=True)
-    h = jax.scipy.linalg.cho_solve(chol, jnp.eye(n, dtype=theta.dtype))
-    alpha = h @ y_col
-    return alpha / jnp.diagonal(h)
+    a = np.einsum("l,lij->ij", row, theta) + ridge * np.eye(n)
+    h = np.linalg.inv(a)
+    h = 0.5 * (h + h.T)
+    alpha = h @ col
+    return alpha / np.diagonal(h), h, alpha
 
 
-@jax.jit
-def _values_and_grads(theta, omega, y, ridge):
-    def value(row, col):
-        return jnp.mean(_class_loo(theta, row, col, ridge) ** 2)
+def _values_and_grads(theta, omega, y, ridge, *, grads=True):
+    r"""Per class: :math:`J_c = \frac1n\sum_i e_{ic}^2` and its gradient over the
+    row :math:`\omega_c`, :math:`\partial J_c/\partial\Omega_{cl} =
+    -(Hg)^\top\Theta_l\alpha + \langle H\,\mathrm{diag}(g e)\,H, \Theta_l\rangle`
+    with :math:`g = 2e/(n\,\mathrm{diag} H)` (from :math:`dH = -H\,dA\,H`)."""
+    n = theta.shape[1]
+    values = np.empty(len(omega))
+    out = np.zeros_like(omega)
+    for c in range(len(omega)):
+        e, h, alpha = _class_loo(theta, omega[c], y[:, c], ridge)
+        values[c] = np.mean(e**2)
+        if grads:
+            g = 2.0 * e / (n * np.diagonal(h))
+            m = (h * (g * e)[None, :]) @ h
+            out[c] = -np.einsum("i,lij,j->l", h @ g, theta, alpha)
+            out[c] += np.einsum("ij,lij->l", m, theta)
+    return values, out
 
-    vg = jax.vmap(jax.value_and_grad(value), in_axes=(0, 1))
-    return vg(omega, y)
 
-
-@jax.jit
 def _residuals(theta, omega, y, ridge):
-    res = jax.vmap(lambda row, col: _class_loo(theta, row, col, ridge), (0, 1))
-    return res(omega, y).T  # (n, d)
+    cols = [_class_loo(theta, omega[c], y[:, c], ridge)[0] for c in range(len(omega))]
+    return np.stack(cols, axis=1)  # (n, d)
 
 
 def learn_omega_loo(
@@ -114,7 +121,7 @@ def learn_omega_loo(
     """
     from ..linalg import encode_targets
 
-    th = jnp.asarray(np.asarray(theta, dtype=np.float64))
+    th = np.asarray(theta, dtype=np.float64)
     if th.ndim != 3 or th.shape[1] != th.shape[2]:
         raise NFTKInputError(
             f"theta must be (L, n, n) square layerwise training kernels, got shape "
@@ -128,7 +135,7 @@ def learn_omega_loo(
     L, n = th.shape[0], th.shape[1]
     labels = np.asarray(y)
     Y, is_labels = encode_targets(labels, n, n_classes=n_classes)
-    Y = jnp.asarray(Y, th.dtype)
+    Y = np.asarray(Y, np.float64)
     d = Y.shape[1]
     om = np.full((d, L), 1.0 / L) if omega_init is None else np.asarray(omega_init)
     if om.shape != (d, L):
@@ -136,22 +143,27 @@ def learn_omega_loo(
             f"omega_init must have shape (n_classes, depth) = ({d}, {L}), got "
             f"{om.shape}."
         )
-    om = jnp.asarray(project(jnp.asarray(om, th.dtype)))
-    rho = jnp.asarray(ridge, th.dtype)
+    om = _project(project, om)
+    rho = float(ridge)
     val, grad = _values_and_grads(th, om, Y, rho)
-    values = [float(jnp.mean(val))]
-    eta = np.full(d, 1.0 / max(float(jnp.max(jnp.abs(grad))), 1e-30))
+    values = [float(np.mean(val))]
+    eta = np.full(d, 1.0 / max(float(np.max(np.abs(grad))), 1e-30))
     for _ in range(steps):
         om, val, grad, eta = _armijo_step(th, Y, rho, project, om, val, grad, eta)
-        values.append(float(jnp.mean(val)))
+        values.append(float(np.mean(val)))
         if values[-2] - values[-1] <= tol * abs(values[-2]):
             break
-    resid = np.asarray(_residuals(th, om, Y, rho))
+    resid = _residuals(th, om, Y, rho)
     acc = np.nan
     if is_labels:
-        pred = np.argmax(np.asarray(Y) - resid, axis=1)
+        pred = np.argmax(Y - resid, axis=1)
         acc = float(np.mean(pred == labels))
-    return LOOOmega(np.asarray(om), values[-1], acc, np.asarray(values))
+    return LOOOmega(om, values[-1], acc, np.asarray(values))
+
+
+def _project(project, omega):
+    """The constraint's projection, on the host."""
+    return np.asarray(project(jnp.asarray(omega, jnp.float64)), np.float64)
 
 
 def _armijo_step(th, Y, rho, project, om, val, grad, eta, c1=1e-4, tries=30):
@@ -161,11 +173,10 @@ def _armijo_step(th, Y, rho, project, om, val, grad, eta, c1=1e-4, tries=30):
     pending = np.ones(len(eta), bool)
     new = om
     for _ in range(tries):
-        cand = project(om - jnp.asarray(eta)[:, None] * grad)
-        cv, _ = _values_and_grads(th, cand, Y, rho)
-        drop = np.asarray(val - cv)
-        ok = pending & (drop >= c1 * np.asarray(jnp.sum(grad * (om - cand), axis=1)))
-        new = jnp.where(jnp.asarray(ok)[:, None], cand, new)
+        cand = _project(project, om - eta[:, None] * grad)
+        cv, _ = _values_and_grads(th, cand, Y, rho, grads=False)
+        ok = pending & (val - cv >= c1 * np.sum(grad * (om - cand), axis=1))
+        new = np.where(ok[:, None], cand, new)
         pending &= ~ok
         eta[pending] *= 0.5
         if not pending.any():
