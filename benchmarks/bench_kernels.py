@@ -4,7 +4,7 @@
     (on CPUs: the compiled kernel), ``engine='fast_xla'`` (the same recursion as
     one XLA program) and ``engine='stax'``, float32 and float64, and the input
     Gram GEMM ``x @ x.T`` alone (the floor: the fast engine's target is <= 3x it
-    in float32);
+    in float32), as XLA's dot and as numpy's (BLAS ``syrk``, half the work);
 (b) the XLA program's row-chunk size (cache-sized blocks through all L layers vs
     the whole tile per layer);
 (c) the streamed Omega-weighted ``layerwise_matvec`` at large n, each engine in its
@@ -68,6 +68,7 @@ def engines_side_by_side(n: int, m: int, depth: int, repeats: int) -> list[dict]
             gemm = jax.jit(lambda a: a @ a.T)
             xj = jnp.asarray(xd)
             t_gemm = _timed(lambda g=gemm, a=xj: g(a), repeats)
+        t_np_gemm = _timed(lambda a=xd: a @ a.T, repeats)  # BLAS syrk
         times = {}
         for engine in ENGINES:
             times[engine] = _timed(
@@ -86,6 +87,8 @@ def engines_side_by_side(n: int, m: int, depth: int, repeats: int) -> list[dict]
                 "over_xla": times["fast_xla"] / times["fast"],
                 "gemm_s": t_gemm,
                 "fast_over_gemm": times["fast"] / t_gemm,
+                "np_gemm_s": t_np_gemm,
+                "fast_over_np_gemm": times["fast"] / t_np_gemm,
                 "stax_over_gemm": times["stax"] / t_gemm,
                 "fast_entries_layers_per_s": n * n * depth / times["fast"],
             }
@@ -124,7 +127,7 @@ def streamed_matvec(n: int, m: int, depth: int, engine: str) -> dict:
     )
     out = np.asarray(jax.block_until_ready(out))
     wall = time.perf_counter() - t0
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB
+    peak_gib = _peak_rss_gib()
     return {
         "engine": engine,
         "n": n,
@@ -134,6 +137,20 @@ def streamed_matvec(n: int, m: int, depth: int, engine: str) -> dict:
         "checksum": float(np.abs(out).sum()),
         "package": os.path.dirname(os.path.dirname(nftk_jax.__file__)),
     }
+
+
+def _peak_rss_gib() -> float:
+    """This process's peak resident memory since it started (``VmHWM``; unlike
+    ``ru_maxrss``, which Linux keeps across ``exec``, it does not count the
+    forking parent's memory)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20  # KiB
+    except OSError:  # not Linux
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def _stream_in_subprocess(
@@ -246,14 +263,15 @@ def main(argv=None) -> None:
     print(
         f"{'dtype':>8} {'fast s':>8} {'xla s':>8} {'stax s':>8} {'stax/fast':>9} "
         f"{'xla/fast':>8} {'gemm s':>8} {'fast/gemm':>10} {'stax/gemm':>10} "
-        f"{'fast entries*L/s':>17}"
+        f"{'fast entries*L/s':>17} {'np gemm s':>9} {'fast/np':>8}"
     )
     for r in engines_side_by_side(args.n, args.m, args.depth, args.repeats):
         print(
             f"{r['dtype']:>8} {r['fast_s']:>8.2f} {r['fast_xla_s']:>8.2f} "
             f"{r['stax_s']:>8.2f} {r['speedup']:>9.2f} {r['over_xla']:>8.2f} "
             f"{r['gemm_s']:>8.3f} {r['fast_over_gemm']:>10.2f} "
-            f"{r['stax_over_gemm']:>10.2f} {r['fast_entries_layers_per_s']:>17.3e}",
+            f"{r['stax_over_gemm']:>10.2f} {r['fast_entries_layers_per_s']:>17.3e} "
+            f"{r['np_gemm_s']:>9.3f} {r['fast_over_np_gemm']:>8.2f}",
             flush=True,
         )
     if args.chunks:

@@ -594,12 +594,12 @@ def _fill_kernels(plan: _Plan, spec, progress) -> list[np.ndarray]:
 def _fill_rows(plan: _Plan, spec: MLP, progress) -> list[np.ndarray]:
     """The compiled kernel writes blocks of whole rows straight into the result.
 
-    No tile is copied or mirrored. A symmetric plan's Gram matrix is formed once
-    and symmetrised exactly (``(G + G^T) / 2``: ``n^2`` entries beside the
-    ``L n^2`` result) and its rows' and columns' diagonal recursions are one
-    array, so an entry and its mirror see the same numbers and arithmetic; a
-    rectangular plan's Gram is formed block by block, each block of rows as
-    large as the plan's tile area.
+    No tile is copied or mirrored. A symmetric plan's Gram matrix is formed once,
+    exactly symmetric (:func:`_host_gram`: ``n^2`` entries beside the ``L n^2``
+    result), and its rows' and columns' diagonal recursions are one array, so an
+    entry and its mirror see the same numbers and arithmetic; a rectangular
+    plan's Gram is formed block by block, each block of rows as large as the
+    plan's tile area.
     """
     n1, n2 = len(plan.x1), len(plan.x2)
     m = plan.x1.shape[1]
@@ -610,13 +610,13 @@ def _fill_rows(plan: _Plan, spec: MLP, progress) -> list[np.ndarray]:
     with _dtype_scope(plan.dtype):
         d1 = jax.device_get(_diag_fn(spec, m)(sq1))
         d2 = d1 if plan.symmetric else jax.device_get(_diag_fn(spec, m)(sq2))
-        gram = np.asarray(_gram_fn(plan.x1, plan.x2, True)) if plan.symmetric else None
+        gram = _host_gram(plan.x1) if plan.symmetric else None
         for r0 in _tracked(
             starts, progress if len(starts) > 1 else False, "kernel tiles"
         ):
             r1 = min(r0 + rows, n1)
             if gram is None:
-                g = np.asarray(_gram_fn(plan.x1[r0:r1], plan.x2, False))
+                g = _host_gram(plan.x1[r0:r1], plan.x2)
             else:
                 g = gram[r0:r1]
             d1r = (d1[0][:, r0:r1], d1[1][:, r0:r1])
@@ -636,6 +636,17 @@ def _fill_rows(plan: _Plan, spec: MLP, progress) -> list[np.ndarray]:
             if not finite:
                 _not_finite(spec, plan.dtype)
     return list(out)
+
+
+def _host_gram(x1: np.ndarray, x2: np.ndarray | None = None) -> np.ndarray:
+    """``x1 x2^T`` by the host's BLAS, for the compiled kernel's host tiles.
+
+    ``x2=None``: ``x1 x1^T``, which numpy hands to BLAS as a symmetric rank-k
+    update: half the GEMM's work, and exactly symmetric (one triangle is
+    computed and copied). On CPUs this is also faster than XLA's dot.
+    """
+    x1 = np.ascontiguousarray(x1)
+    return x1 @ x1.T if x2 is None else x1 @ np.ascontiguousarray(x2).T
 
 
 @functools.partial(jax.jit, static_argnames="symmetric")
@@ -870,8 +881,7 @@ def _host_tile_product(plan: _Plan, spec: MLP, i0: int, j0: int, diags, v, weigh
     rows = slice(i0, min(i0 + plan.row_block, len(plan.x1)))
     cols = slice(j0, min(j0 + plan.col_block, len(plan.x2)))
     diagonal = plan.symmetric and i0 == j0
-    x1 = _pad_rows(plan.x1[rows], plan.row_block)
-    gram = np.asarray(_gram_fn(x1, _pad_rows(plan.x2[cols], plan.col_block), diagonal))
+    gram = _host_gram(plan.x1[rows], None if diagonal else plan.x2[cols])
     sq1, sq2, key1, key2 = plan.extra
     (pre1, post1), (pre2, post2) = diags
     to_rows, to_cols = cpu_products(
