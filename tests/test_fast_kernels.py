@@ -231,12 +231,20 @@ def _diag_reference(spec, x):
     return np.stack(nngps), np.stack(ntks)
 
 
+# gelu's diagonal map has more rounding steps than the ReLU family's (exp, erf and
+# their products at every layer); in float32 at depth 10 it reached 1.09e-6 of
+# float64 on an AVX-512 host (below 1e-6 on others), so it gets twice the target.
+DIAG_RTOL32 = {"gelu": 2e-6}
+
 DIAG_CASES = [
     pytest.param(
         act, kw, dt, rtol, marks=() if (act, dt) in QUICK_DIAG else pytest.mark.slow
     )
     for act, kw in FAST_CASES
-    for dt, rtol in ((np.float32, 1e-6), (np.float64, 1e-13))
+    for dt, rtol in (
+        (np.float32, DIAG_RTOL32.get(act, 1e-6)),
+        (np.float64, 1e-13),
+    )
 ]
 
 
