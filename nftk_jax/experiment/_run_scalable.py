@@ -83,12 +83,13 @@ def _subset(y: np.ndarray, m: int, seed: int) -> np.ndarray:
     return validation_split(y, m / len(y), seed, stratify=True)[1]
 
 
-def _stage_kernels(st: _Stages, spec, x_sub, progress, log) -> None:
+def _stage_kernels(st: _Stages, spec, x_sub, progress, log) -> np.ndarray:
+    """Computes and saves the subset kernels; returns their scale (`_layer_scale`)."""
     from ..kernels import layerwise_kernels
 
     if st.path("kernels").exists():
         st.resumed["kernels"] = "resumed"
-        return
+        return _subset_kernels(st)[1]
     log(f"stage kernels: {spec.depth} layers on the {len(x_sub)}-image subset")
     theta = np.asarray(
         layerwise_kernels(spec, x_sub, dtype=np.float32, progress=progress)
@@ -96,6 +97,12 @@ def _stage_kernels(st: _Stages, spec, x_sub, progress, log) -> None:
     st.save("kernels", {"theta": theta})
     st.resumed["kernels"] = "computed"
     st.event("kernels")
+    return _layer_scale(theta)
+
+
+def _layer_scale(theta: np.ndarray) -> np.ndarray:
+    """``s_l``: the mean diagonal of each layer kernel, float64."""
+    return np.mean(np.diagonal(theta, axis1=1, axis2=2), axis=1).astype(np.float64)
 
 
 def _subset_kernels(st: _Stages) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +117,7 @@ def _subset_kernels(st: _Stages) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(f"{st.path('kernels')} is missing; rerun the fit.")
     theta = np.array(saved["theta"], dtype=np.float32, copy=False)
     del saved
-    scale = np.mean(np.diagonal(theta, axis1=1, axis2=2), axis=1).astype(np.float64)
+    scale = _layer_scale(theta)
     theta /= scale[:, None, None].astype(np.float32)
     return theta, scale
 
@@ -473,8 +480,7 @@ def run_scalable_fit(
     timed = functools.partial(_timed, timings)
     sub = _subset(y_tr, m, seed)
     x_sub, y_sub = x_tr[sub], y_tr[sub]
-    timed("kernels", _stage_kernels, st, spec, x_sub, progress, log)
-    scale = _subset_kernels(st)[1]
+    scale = timed("kernels", _stage_kernels, st, spec, x_sub, progress, log)
     om = timed("omega", _stage_omega, st, y_sub, d, relative_ridge, opts, progress, log)
     omega = np.asarray(om["omega"])
     best_depth = int(np.argmax(om["val_single"]))
