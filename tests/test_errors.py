@@ -19,6 +19,7 @@ import nftk_jax as nk
 import nftk_jax.data
 from nftk_jax import CheckpointError
 from nftk_jax.cli import main
+from nftk_jax.experiment import ExactOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(0)
@@ -285,6 +286,28 @@ CASES = {
         ),
         SystemExit,
         "lower --landmarks",
+    ),
+    "cli-exact-cg-tol": (
+        _cli(
+            [
+                "fit",
+                "--dataset",
+                "digits",
+                "--scalable",
+                "--exact",
+                "--cg-tol",
+                "2",
+                "--out",
+                "TMP",
+            ]
+        ),
+        SystemExit,
+        "--cg-tol of nftk fit) must be in (0, 1)",
+    ),  # fmt: skip
+    "exact-options-rank": (
+        lambda _: ExactOptions(rank=0).check(),
+        ValueError,
+        "ExactOptions.rank (--cg-rank of nftk fit) must be an integer >= 1",
     ),
     "cli-out-not-writable": (_blocked_out, SystemExit, "--out"),
     "stability-one-resample": (

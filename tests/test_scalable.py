@@ -166,3 +166,58 @@ def test_staged_run_resumes_to_the_same_result(tmp_path):
     # Accuracies agree with the stored scores and Omega.
     assert 0.0 <= ref["accuracy"]["learned_omega"] <= 1.0
     assert np.load(tmp_path / "ref" / "omega.npy").shape == (3, 3)
+
+
+def test_exact_stage_matches_dense_theorem_1_and_resumes_mid_cg(tmp_path):
+    """The exact stage's scores equal a dense Cholesky solve of the learned-Omega
+    systems on all training rows; a run killed after two CG iterations continues
+    from its checkpoint to the same scores, reusing the Nystrom stages."""
+    import scipy.linalg
+
+    from nftk_jax.experiment import ExactOptions
+    from nftk_jax.linalg import encode_targets
+
+    ds = _toy_dataset()
+    exact = ExactOptions(rank=10, tol=1e-10, maxiter=200)
+    kw = dict(landmarks=24, steps=3, chunk_rows=16, progress=False,
+              log=lambda line: None, exact=exact)  # fmt: skip
+    ref = run_scalable_fit(SPEC, ds, tmp_path / "ref", **kw)
+    scores = np.load(tmp_path / "ref" / "stage_exact.npz")["scores"]
+    # Dense reference: float64 kernels, one Cholesky per class.
+    raw = np.load(tmp_path / "ref" / "omega_raw.npy")
+    x = np.asarray(ds.x_train, np.float64)
+    k = np.asarray(layerwise_kernels(SPEC, np.concatenate([x, ds.x_test])))
+    n = len(x)
+    y, _ = encode_targets(ds.y_train, n, n_classes=3)
+    expected = np.empty_like(scores)
+    for c in range(3):
+        kc = np.tensordot(raw[c], k, axes=1)
+        a = scipy.linalg.solve(kc[:n, :n] + ref["ridge"] * np.eye(n), y[:, c])
+        expected[:, c] = kc[n:, :n] @ a
+    assert_close(scores, expected, rtol=1e-5, atol=1e-5)  # float32 kernel tiles
+    hits = np.argmax(expected, axis=1) == ds.y_test
+    assert ref["exact"]["learned_omega"] == pytest.approx(np.mean(hits))
+    assert ref["exact"]["cg_residual"] <= 1e-10
+    # Killed mid-CG, then resumed: the Nystrom stages are reused, CG continues.
+    run = tmp_path / "run"
+    with pytest.raises(_Kill):
+        run_scalable_fit(SPEC, ds, run, callback=_killer("exact_iteration", 2), **kw)
+    assert (run / "stage_exact_cg.npz").exists()
+    final = run_scalable_fit(SPEC, ds, run, **kw)
+    assert final["stages"]["predict"] == "resumed"
+    assert final["stages"]["exact"] == "continued from CG iteration 2"
+    assert final["exact"]["cg_iterations"] == ref["exact"]["cg_iterations"]
+    assert_close(np.load(run / "stage_exact.npz")["scores"], scores, rtol=1e-9)
+    # A tighter tol continues the finished iteration; the preconditioner's options
+    # are another problem, named in the error.
+    tighter = run_scalable_fit(
+        SPEC, ds, run, **{**kw, "exact": exact._replace(tol=1e-12)}
+    )
+    k = ref["exact"]["cg_iterations"]
+    assert tighter["stages"]["exact"] == f"continued from CG iteration {k}"
+    assert tighter["exact"]["cg_iterations"] >= k
+    assert tighter["exact"]["cg_residual"] <= 1e-12
+    from nftk_jax.core import CheckpointError
+
+    with pytest.raises(CheckpointError, match="rank"):
+        run_scalable_fit(SPEC, ds, run, **{**kw, "exact": exact._replace(rank=9)})

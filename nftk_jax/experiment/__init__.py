@@ -1,6 +1,7 @@
 """experiment layer (see docs/architecture.md)."""
 
 from ._agreement import run_interpret
+from ._exact_stage import ExactOptions
 from ._figures import (
     interpretability_matrices,
     plot_omega_heatmaps,
@@ -13,6 +14,7 @@ from ._run_fit import run_fit, spec_config
 from ._run_scalable import run_scalable_fit
 
 __all__ = [
+    "ExactOptions",
     "RunDirectoryError",
     "ScalePlan",
     "interpretability_matrices",

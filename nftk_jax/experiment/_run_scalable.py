@@ -13,7 +13,10 @@ recomputing finished stages and ends with the same result:
    training images, landmarks :math:`S`, accumulated chunk by chunk
    (``stage_normal.npz``, rewritten every ``checkpoint_seconds``);
 4. ``solve``: the ``m x m`` solves (``stage_solve.npz``);
-5. ``predict``: test scores, chunk by chunk (``stage_predict.npz``).
+5. ``predict``: test scores, chunk by chunk (``stage_predict.npz``);
+6. ``exact`` (optional): the learned-Omega predictor by exact Theorem 1 on all
+   ``n`` images, CG over streamed kernel products, checkpointed every iteration
+   (`stage_exact`).
 
 The kernels of a class share one pass over :math:`K_{nm}`: the distinct rows of
 :math:`\Omega`, the selected depth and the uniform mix are ``G <= d + 2`` kernels.
@@ -42,6 +45,7 @@ from ..core import (
     write_npy,
 )
 from ..model import MLP
+from ._exact_stage import ExactOptions, stage_exact
 from ._plan import ScalePlan
 from ._run_fit import spec_config
 
@@ -355,6 +359,18 @@ def _scalable_metrics(
     return metrics
 
 
+def _exact_metrics(ex: dict, y_te: np.ndarray) -> dict:
+    """The exact stage's entry of ``metrics.json``."""
+    hits = np.argmax(ex["scores"], axis=1) == y_te
+    return {
+        "learned_omega": float(np.mean(hits)),
+        "cg_iterations": int(ex["iterations"]),
+        "cg_residual": float(np.max(ex["residual"])),
+        "cg_status": str(ex["status"]),
+        "seconds": float(ex["seconds"]),
+    }
+
+
 def _write_config(out, spec, name, arrays, m, relative_ridge, opts) -> dict:
     """Writes and returns ``config.json``: the run's identity (spec, digest of the
     ``(x_train, x_test, y_train, y_test)`` arrays, landmarks and learner options)."""
@@ -416,6 +432,7 @@ def run_scalable_fit(
     log: Callable[[str], None] = print,
     callback: Callable[[str], Any] | None = None,
     plan: ScalePlan | None = None,
+    exact: ExactOptions | None = None,
 ) -> dict:
     r"""NFT-K on all of a large data set without ``n x n`` kernels, resumably.
 
@@ -450,6 +467,9 @@ def run_scalable_fit(
             (``'normal_chunk'``, ``'predict_chunk'``); an exception raised in it
             stops the run as a kill would.
         plan: a precomputed `ScalePlan` (skips planning).
+        exact: also fit the learned-Omega predictor by exact Theorem 1 on all
+            training images (stage ``exact``: CG over streamed kernel products,
+            see `ExactOptions`); its test accuracy is ``metrics['exact']``.
 
     Returns:
         The metrics written to ``metrics.json``: test accuracies of the learned
@@ -498,10 +518,17 @@ def run_scalable_fit(
     )  # fmt: skip
     acc = _accuracies(scores, assign, y_te)
     _write_omega(out, omega, scale)
+    if exact is not None:
+        ex = timed(
+            "exact", stage_exact, st, spec, (x_tr, x_te), y_enc,
+            omega / scale[None, :], relative_ridge, exact.check(), progress, log,
+        )  # fmt: skip
     timings["total_s"] = time.perf_counter() - t_start
     metrics = _scalable_metrics(
         acc, best_depth, om, omega, len(weights), relative_ridge, scale, plan, st,
         timings,
     )  # fmt: skip
+    if exact is not None:
+        metrics["exact"] = _exact_metrics(ex, y_te)
     write_json(out / "metrics.json", metrics)
     return json.loads(json.dumps(metrics, default=jsonable))

@@ -164,7 +164,39 @@ class LayerOperator(abc.ABC):
             ValueError: the operator is not square (it was built with ``x2``).
         """
 
+    def weighted_matmul(self, v: Any, omega: Any) -> jax.Array:
+        r"""Per-column mixtures :math:`\sum_l \Omega_{cl}\,\Theta_l v_{:,c}`.
+
+        Column ``c`` of ``v`` is multiplied by its own kernel
+        :math:`K_c = \sum_l \Omega_{cl}\Theta_l` (the products of batched
+        per-class CG). The default forms :meth:`matmul` and mixes it; an operator
+        that computes its kernels (:class:`StreamedLayerOperator`) mixes each tile
+        before multiplying, one product per class instead of one per layer.
+
+        Args:
+            v: ``(n2, d)`` block of vectors.
+            omega: ``(d, L)`` layer weights, one row per column of ``v``.
+
+        Returns:
+            ``(n1, d)``, float64 when x64 is enabled.
+        """
+        om = self._omega(omega, np.shape(v))
+        return jnp.einsum("cl,lic->ic", om, self.matmul(v))
+
     # -- shared checks ---------------------------------------------------------------
+    def _omega(self, omega: Any, v_shape: tuple) -> np.ndarray:
+        L = self.shape[0]
+        d = v_shape[1] if len(v_shape) == 2 else None
+        arr = np.asarray(omega, dtype=np.float64)
+        if arr.shape != (d, L):
+            raise NFTKInputError(
+                f"omega must have shape (d, L) = ({d}, {L}), one row per column of "
+                f"v, got {arr.shape}."
+            )
+        if not np.all(np.isfinite(arr)):
+            raise NFTKInputError("omega must be finite; it has NaN or inf entries.")
+        return arr.astype(_product_dtype())
+
     def __repr__(self) -> str:
         L, n1, n2 = self.shape
         return (
@@ -381,6 +413,14 @@ class StreamedLayerOperator(LayerOperator):
 
     def matmul(self, v: Any) -> jax.Array:
         return self._matvec(self.x1, self._vectors(v, self.shape[2], "v"), self.x2)
+
+    def weighted_matmul(self, v: Any, omega: Any) -> jax.Array:
+        vv = self._vectors(v, self.shape[2], "v")
+        om = self._omega(omega, vv.shape)
+        return _streamed_matvec(
+            self.spec, self.x1, vv, self.x2, om, vv.dtype, self._progress,
+            self._options,
+        )  # fmt: skip
 
     def rmatmul(self, u: Any) -> jax.Array:
         uu = self._vectors(u, self.shape[1], "u")

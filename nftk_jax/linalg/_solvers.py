@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -141,12 +142,15 @@ class NystromPreconditioner:
         """:math:`P^{-1} r` for ``r`` of shape ``(n, k)``; traceable."""
         dt = self.basis.dtype
         ridge, shift = jnp.asarray(self.ridge, dt), jnp.asarray(self.shift, dt)
-        return _apply_nystrom(self.basis, self.eigvals, ridge, shift, r)
+        return _apply_nystrom(self.basis, self.eigvals, ridge, shift, jnp.asarray(r))
 
 
 def _apply_nystrom(basis, eigvals, ridge, shift, r):
+    # The low-rank part in the basis's dtype (a float32 basis halves its memory),
+    # the result in r's.
     coef = 1.0 / (eigvals + ridge) - 1.0 / shift
-    return r / shift + basis @ (coef[:, None] * (basis.T @ r))
+    low = basis @ (coef[:, None] * (basis.T @ r.astype(basis.dtype)))
+    return r / shift.astype(r.dtype) + low.astype(r.dtype)
 
 
 @jax.tree_util.register_dataclass
@@ -662,6 +666,8 @@ def solve_cg_matrix_free(
     dtype: Any = None,
     devices: Any = None,
     progress: bool = False,
+    state: CGState | None = None,
+    on_iteration: Callable[[CGState], Any] | None = None,
 ) -> SolveResult:
     r"""Batched CG where every product is streamed over kernel tiles.
 
@@ -689,6 +695,12 @@ def solve_cg_matrix_free(
         block_size, memory_budget, dtype, devices: tiling, as in
             :func:`~nftk_jax.layerwise_matvec`.
         progress: show a progress bar over CG iterations.
+        state: a `CGState` passed to ``on_iteration`` by an earlier call on the
+            same system, to continue from (``x0`` is then ignored); the iteration
+            goes on exactly as if it had not stopped.
+        on_iteration: called with the `CGState` after every iteration, e.g. to
+            checkpoint it (`numpy.savez` of its fields; rebuild with
+            ``CGState(**saved)``).
 
     Returns:
         A :class:`SolveResult` with its ``status``; ``residual`` is the true
@@ -705,18 +717,20 @@ def solve_cg_matrix_free(
     )  # fmt: skip
     return _solve_cg_operator(
         op, Y, omega, ridge=ridge, x0=x0, tol=tol, maxiter=maxiter,
-        preconditioner=preconditioner, progress=progress,
+        preconditioner=preconditioner, progress=progress, state=state,
+        on_iteration=on_iteration,
     )  # fmt: skip
 
 
 @jax.jit
-def _operator_matvec(products, omega, ridge, v):
-    return jnp.einsum("cl,lic->ic", omega, products) + ridge * v
+def _operator_matvec(products, ridge, v):
+    return products + ridge * v
 
 
 def _solve_cg_operator(
-    op, Y, omega, *, ridge, x0, tol, maxiter, preconditioner, progress=False
-):
+    op, Y, omega, *, ridge, x0, tol, maxiter, preconditioner, progress=False,
+    state=None, on_iteration=None,
+):  # fmt: skip
     """:func:`solve_cg` where each product is one pass over a layer operator."""
     rho = check_ridge(ridge)
     tol = check_positive_float(tol, "tol")
@@ -740,15 +754,17 @@ def _solve_cg_operator(
     rho_a, tol_a = jnp.asarray(rho, dt), jnp.asarray(tol, dt)
 
     def matvec(v):
-        return _operator_matvec(jnp.asarray(op.matmul(v), dt), om, rho_a, v)
-
-    ax0 = jnp.zeros_like(b) if x0 is None else matvec(xs)
+        return _operator_matvec(jnp.asarray(op.weighted_matmul(v, om), dt), rho_a, v)
 
     def precondition(r):
         return jnp.asarray(apply(r), dt)
 
-    state, bnorm = _cg_init(ax0, b, xs, tol_a, precondition)
-    bar = progress_bar(iters, "CG", enabled=progress)
+    if state is None:
+        ax0 = jnp.zeros_like(b) if x0 is None else matvec(xs)
+        state, bnorm = _cg_init(ax0, b, xs, tol_a, precondition)
+    else:
+        state, bnorm = _resume_state(state, b, tol_a, n, d, dt)
+    bar = progress_bar(iters, "CG", enabled=progress, initial=int(state.k))
     while int(state.k) < iters and bool(jnp.any(state.active)):
         x, r, rel, step, broken = _cg_advance_jit(state, matvec(state.p), bnorm)
         if _true_residual_due(int(state.k)):
@@ -760,6 +776,8 @@ def _solve_cg_operator(
         if bar is not None:
             bar.update()
             bar.set_postfix(residual=f"{float(jnp.max(state.rel)):.2e}")
+        if on_iteration is not None:
+            on_iteration(state)
     if bar is not None:
         bar.close()
     status = _warn_unconverged(state, tol, maxiter is None)
@@ -769,6 +787,32 @@ def _solve_cg_operator(
     else:  # r was computed as b - A x (at the start or by the last replacement)
         rel = state.rel
     return SolveResult(state.x, k, np.asarray(rel, dtype=np.float64), 0.0, status)
+
+
+def _resume_state(state: Any, b, tol, n: int, d: int, dt) -> tuple[CGState, Any]:
+    """A saved `CGState` checked against the system, its ``active`` re-derived for
+    ``tol`` (a run may resume with a tighter one)."""
+    if not isinstance(state, CGState):
+        raise NFTKTypeError(
+            f"state must be a CGState (as passed to on_iteration), got "
+            f"{type(state).__name__}."
+        )
+    shapes = {"x": (n, d), "r": (n, d), "p": (n, d), "rz": (d,), "rel": (d,)}
+    for name, shape in shapes.items():
+        if np.shape(getattr(state, name)) != shape:
+            raise NFTKInputError(
+                f"state.{name} has shape {np.shape(getattr(state, name))}, but this "
+                f"system needs {shape}: the state belongs to another problem."
+            )
+    bnorm = jnp.linalg.norm(b, axis=0)
+    bnorm = jnp.where(bnorm > 0, bnorm, 1.0)
+    fields = {f: jnp.asarray(getattr(state, f), dt) for f in ("x", "r", "p", "rz")}
+    rel = jnp.asarray(state.rel, dt)
+    broken = jnp.asarray(state.broken, bool)
+    active = (rel > tol) & ~broken
+    resumed = CGState(jnp.asarray(int(state.k)), **fields, active=active, rel=rel,
+                      broken=broken)  # fmt: skip
+    return resumed, bnorm
 
 
 # ------------------------------------------------------------------ preconditioner
@@ -814,6 +858,22 @@ def _nystrom_factor(c, landmarks):
     keep = ev > 1e-12 * jnp.max(ev)
     scale = jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, ev, 1.0)), 0.0)
     return c @ (vec * scale)
+
+
+#: Rows of landmark columns computed at a time by the matrix-free preconditioner.
+_COLUMN_CHUNK = 4096
+
+
+def _mixed_columns(spec, x, idx, w, dt, tiling) -> jax.Array:
+    """``sum_l w_l Theta_l(x, x[idx])``, ``(n, m)``, in row chunks: the ``L`` layer
+    kernels are never held for all rows at once (``L`` times less memory)."""
+    out = np.empty((len(x), len(idx)), dt)
+    for r0 in range(0, len(x), _COLUMN_CHUNK):
+        block = layerwise_kernels(
+            spec, x[r0 : r0 + _COLUMN_CHUNK], x[idx], dtype=dt, **tiling
+        )
+        out[r0 : r0 + _COLUMN_CHUNK] = jnp.einsum("l,lij->ij", w, block)
+    return jnp.asarray(out)
 
 
 def nystrom_preconditioner(
@@ -915,18 +975,11 @@ def nystrom_preconditioner(
     else:
         idx = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
         if free:
-            cols = layerwise_kernels(
-                spec,
-                xx,
-                xx[idx],
-                dtype=dt,
-                block_size=block_size,
-                memory_budget=memory_budget,
-                devices=devices,
-            )
+            tiling = dict(block_size=block_size, memory_budget=memory_budget,
+                          devices=devices)  # fmt: skip
+            c = _mixed_columns(spec, xx, idx, w, dt, tiling)
         else:
-            cols = th[:, :, idx]
-        c = jnp.einsum("l,lij->ij", w, jnp.asarray(cols, dt))
+            c = jnp.einsum("l,lij->ij", w, th[:, :, idx])
         f = _nystrom_factor(c, jnp.asarray(idx))
     u, sv, _ = jnp.linalg.svd(f, full_matrices=False)
     eigvals = sv * sv

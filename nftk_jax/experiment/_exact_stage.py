@@ -1,0 +1,140 @@
+r"""The ``exact`` stage of a full-scale run: Theorem 1 on all ``n`` training images.
+
+After the Nystrom stages, the per-class systems :math:`(K_c + \rho I)\alpha_c =
+y_c` with :math:`K_c = \sum_l \Omega_{cl}\Theta_l / s_l` are solved exactly (no
+approximation of the kernel) by conjugate gradients batched over the classes,
+where every product is one streamed pass over the kernel tiles of all ``n``
+training images (each tile's layer heads mixed per class before multiplying; no
+``n x n`` storage). The preconditioner is the rank-``r`` Nystrom approximation of
+the mean kernel with uniform landmarks, its complement scaled by
+:math:`\lambda_r + \rho` (Frangella, Tropp and Udell): deep ReLU NTKs have a
+spectral floor far above a relative ridge of ``1e-3``, and with that floor in
+the preconditioner the iteration count barely depends on ``r``
+(docs/scaling.md has the measurements).
+
+The CG state is checkpointed after every iteration (``stage_exact_cg.npz``, a few
+``n x d`` arrays, kept after the stage ends), so a killed run continues from its
+last iteration, and a run with a tighter ``tol`` or a larger ``maxiter``
+continues the finished iteration instead of starting over; the test scores are
+``stage_exact.npz``. Both are tied by their own digest to the run's configuration
+plus the stage's options (the CG state to the preconditioner's), so the Nystrom
+stages of an earlier run in the same directory are reused as they are.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..core import NFTKInputError, load_checkpoint, problem_digest, save_checkpoint
+
+__all__ = ["ExactOptions", "stage_exact"]
+
+
+class ExactOptions(NamedTuple):
+    """Options of the exact stage (validated by :meth:`check`).
+
+    Attributes:
+        rank: landmarks ``r`` of the Nystrom preconditioner.
+        tol: relative residual at which CG stops, per class.
+        maxiter: iteration cap.
+        seed: seed of the preconditioner's landmark draw.
+    """
+
+    rank: int = 1000
+    tol: float = 1e-2
+    maxiter: int = 100
+    seed: int = 0
+
+    def check(self) -> ExactOptions:
+        """Returns ``self`` when every option is valid; raises `NFTKInputError`
+        naming the option (and its command-line flag) otherwise."""
+        checks = (
+            ("rank", "--cg-rank", isinstance(self.rank, int) and self.rank >= 1,
+             "an integer >= 1"),
+            ("tol", "--cg-tol", 0.0 < float(self.tol) < 1.0, "in (0, 1)"),
+            ("maxiter", "--cg-maxiter",
+             isinstance(self.maxiter, int) and self.maxiter >= 1, "an integer >= 1"),
+        )  # fmt: skip
+        for name, flag, ok, want in checks:
+            if not ok:
+                raise NFTKInputError(
+                    f"ExactOptions.{name} ({flag} of nftk fit) must be {want}, "
+                    f"got {getattr(self, name)!r}."
+                )
+        return self
+
+
+def _digests(base: str, opts: ExactOptions) -> tuple[tuple, tuple]:
+    """``(digest, config)`` of the CG state and of the finished scores. The CG
+    iteration depends on the preconditioner (rank, seed) only, so a run may
+    continue it with another ``tol`` or ``maxiter``; the scores depend on all."""
+    cg = {"base": base, "rank": opts.rank, "seed": opts.seed}
+    done = {**cg, "tol": opts.tol, "maxiter": opts.maxiter}
+    return (problem_digest({}, cg), cg), (problem_digest({}, done), done)
+
+
+def _matches(path, digest: str) -> bool:
+    """Whether the finished stage file was written with these options (otherwise
+    the CG continues from its own checkpoint and the file is replaced)."""
+    with np.load(path) as data:
+        return "_digest" in data and str(data["_digest"]) == digest
+
+
+def stage_exact(
+    st: Any, spec, arrays, y_enc, omega_raw, ridge, opts: ExactOptions, progress, log
+) -> dict[str, Any]:
+    """Exact Theorem-1 test scores ``(n_test, d)`` for the layer weights
+    ``omega_raw`` (on raw kernels), with the CG's iterations, residuals and time."""
+    from ..kernels import layerwise_matvec
+    from ..linalg import CGState, nystrom_preconditioner, solve_cg_matrix_free
+
+    x_tr, x_te = arrays
+    (digest, config), (done_digest, done_config) = _digests(st.digest, opts)
+    done_path, cg_path = st.path("exact"), st.path("exact_cg")
+    if done_path.exists() and _matches(done_path, done_digest):
+        st.resumed["exact"] = "resumed"
+        return dict(load_checkpoint(done_path, digest=done_digest))
+    state = None
+    if cg_path.exists():
+        saved = load_checkpoint(cg_path, digest=digest, config=config)
+        state = CGState(**{f: saved[f] for f in CGState._fields})
+        st.resumed["exact"] = f"continued from CG iteration {int(state.k)}"
+    log(
+        f"stage exact: Theorem 1 on all {len(x_tr)} images by CG over streamed "
+        f"kernel products, rank-{opts.rank} Nystrom preconditioner, tol {opts.tol:g}"
+    )
+    t0 = time.perf_counter()
+    pre = nystrom_preconditioner(
+        None, omega_raw, ridge=ridge, rank=opts.rank, seed=opts.seed, spec=spec,
+        x=x_tr, dtype=np.float32,
+    )  # fmt: skip
+
+    def on_iteration(s) -> None:
+        save_checkpoint(cg_path, {f: np.asarray(v) for f, v in s._asdict().items()},
+                        config=config, digest=digest)  # fmt: skip
+        st.event("exact_iteration")
+
+    sol = solve_cg_matrix_free(
+        spec, x_tr, y_enc, omega_raw, ridge=ridge, tol=opts.tol,
+        maxiter=opts.maxiter, preconditioner=pre, dtype=np.float32,
+        progress=progress, state=state, on_iteration=on_iteration,
+    )  # fmt: skip
+    del pre
+    scores = layerwise_matvec(
+        spec, x_te, np.asarray(sol.alpha), x2=x_tr, omega=omega_raw,
+        dtype=np.float32, product_dtype=np.float64, progress=progress,
+    )  # fmt: skip
+    result = {
+        "scores": np.asarray(scores),
+        "iterations": sol.iterations,
+        "residual": np.asarray(sol.residual),
+        "status": np.asarray(sol.status),
+        "seconds": time.perf_counter() - t0,
+    }
+    save_checkpoint(done_path, result, config=done_config, digest=done_digest)
+    st.resumed.setdefault("exact", "computed")
+    st.event("exact")
+    return result
