@@ -460,9 +460,14 @@ def _precondition(pre, r):
     return r if pre is None else pre.apply(r)
 
 
-def _cg_init(ax0, b, x0, tol, precondition):
+def _rhs_norms(b):
+    """Column norms of ``b``, 1 where a column is zero (relative residuals)."""
     bnorm = jnp.linalg.norm(b, axis=0)
-    bnorm = jnp.where(bnorm > 0, bnorm, 1.0)
+    return jnp.where(bnorm > 0, bnorm, 1.0)
+
+
+def _cg_init(ax0, b, x0, tol, precondition):
+    bnorm = _rhs_norms(b)
     r = b - ax0
     z = precondition(r)
     rel = _relative(r, bnorm)
@@ -804,8 +809,7 @@ def _resume_state(state: Any, b, tol, n: int, d: int, dt) -> tuple[CGState, Any]
                 f"state.{name} has shape {np.shape(getattr(state, name))}, but this "
                 f"system needs {shape}: the state belongs to another problem."
             )
-    bnorm = jnp.linalg.norm(b, axis=0)
-    bnorm = jnp.where(bnorm > 0, bnorm, 1.0)
+    bnorm = _rhs_norms(b)
     fields = {f: jnp.asarray(getattr(state, f), dt) for f in ("x", "r", "p", "rz")}
     rel = jnp.asarray(state.rel, dt)
     broken = jnp.asarray(state.broken, bool)
