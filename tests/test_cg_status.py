@@ -10,13 +10,14 @@ from test_solvers import problem
 
 from nftk_jax import fit_mkl_kernels
 from nftk_jax.kernels._operators import ArrayLayerOperator
-from nftk_jax.linalg import CG_STATUSES, worst_status
-from nftk_jax.linalg._solvers import (
+from nftk_jax.linalg import (
+    CG_STATUSES,
     CholeskyPreconditioner,
     NystromPreconditioner,
     cholesky_preconditioner,
     nystrom_preconditioner,
     solve_cg,
+    worst_status,
 )
 
 from helpers import assert_close

@@ -304,6 +304,13 @@ CASES = {
         SystemExit,
         "--cg-tol of nftk fit) must be in (0, 1)",
     ),  # fmt: skip
+    "cli-exact-only-alone": (
+        _cli(
+            ["fit", "--dataset", "digits", "--scalable", "--exact-only", "--out", "TMP"]
+        ),
+        SystemExit,
+        "--exact-only needs --exact",
+    ),  # fmt: skip
     "exact-options-rank": (
         lambda _: ExactOptions(rank=0).check(),
         ValueError,

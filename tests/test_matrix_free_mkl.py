@@ -11,7 +11,7 @@ from nftk_jax.kernels._operators import (
     DiskLayerOperator,
     StreamedLayerOperator,
 )
-from nftk_jax.linalg._solvers import cholesky_preconditioner, solve_cg, solve_dense
+from nftk_jax.linalg import cholesky_preconditioner, solve_cg, solve_dense
 
 from helpers import assert_close
 

@@ -221,3 +221,33 @@ def test_exact_stage_matches_dense_theorem_1_and_resumes_mid_cg(tmp_path):
 
     with pytest.raises(CheckpointError, match="rank"):
         run_scalable_fit(SPEC, ds, run, **{**kw, "exact": exact._replace(rank=9)})
+
+
+def test_exact_only_skips_nystrom_and_matches_with_either_preconditioner(tmp_path):
+    """``nystrom=False`` goes from Omega to the exact stage (no Nystrom stage file);
+    its scores, with the shared or the per-class preconditioner, equal those of a
+    full run; switching the preconditioner is another CG problem, named."""
+    from nftk_jax.core import CheckpointError
+    from nftk_jax.experiment import ExactOptions
+
+    ds = _toy_dataset()
+    exact = ExactOptions(rank=10, tol=1e-10, maxiter=200)
+    kw = dict(landmarks=24, steps=3, chunk_rows=16, progress=False,
+              log=lambda line: None)  # fmt: skip
+    ref = run_scalable_fit(SPEC, ds, tmp_path / "ref", exact=exact, **kw)
+    want = np.load(tmp_path / "ref" / "stage_exact.npz")["scores"]
+    for per_class in (True, False):
+        run = tmp_path / f"only_{per_class}"
+        opts = exact._replace(per_class=per_class)
+        got = run_scalable_fit(SPEC, ds, run, exact=opts, nystrom=False, **kw)
+        assert not (run / "stage_normal.npz").exists()
+        assert set(got["accuracy"]) == {"selected_depth"}
+        assert got["accuracy"]["selected_depth"] == ref["accuracy"]["selected_depth"]
+        assert got["exact"]["cg_residual"] <= 1e-10
+        assert_close(np.load(run / "stage_exact.npz")["scores"], want, rtol=1e-6,
+                     atol=1e-7)  # fmt: skip
+    with pytest.raises(CheckpointError, match="per_class"):
+        run_scalable_fit(SPEC, ds, tmp_path / "only_True", nystrom=False, **kw,
+                         exact=exact._replace(per_class=False, tol=1e-11))  # fmt: skip
+    with pytest.raises(ValueError, match="exact"):
+        run_scalable_fit(SPEC, ds, tmp_path / "none", nystrom=False, **kw)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nftk_jax import MLP, layerwise_kernels
-from nftk_jax.linalg._solvers import (
+from nftk_jax.linalg import (
     CholeskyPreconditioner,
     NystromPreconditioner,
     SolveResult,

@@ -49,6 +49,19 @@ def add_scalable_args(p: argparse.ArgumentParser) -> None:
         "training images (CG over streamed kernel products, resumable)",
     )
     g.add_argument(
+        "--exact-only",
+        action="store_true",
+        help="with --exact: skip the Nystrom stages (and their selected-depth and "
+        "uniform models); the exact fit is the only one on all training images",
+    )
+    g.add_argument(
+        "--cg-preconditioner",
+        choices=("per-class", "shared"),
+        default="per-class",
+        help="the exact fit's Nystrom preconditioner: one per class, or one of the "
+        "mean kernel (default: %(default)s)",
+    )
+    g.add_argument(
         "--cg-tol",
         type=float,
         default=1e-2,
@@ -78,11 +91,16 @@ def fit_scalable(args, spec, ds, run) -> dict:
     if args.ridge is not None and not isinstance(args.ridge, float):
         raise NFTKInputError("--scalable takes a numeric --ridge (on trace-normalised "
                          "kernels), not 'loo' or 'gcv'.")  # fmt: skip
+    if args.exact_only and not args.exact:
+        raise NFTKInputError("--exact-only needs --exact (it skips the Nystrom fit, "
+                             "so the exact fit must run).")  # fmt: skip
     budget = None if args.memory_gb is None else int(args.memory_gb * 2**30)
     exact = None
     if args.exact:
-        exact = ExactOptions(rank=args.cg_rank, tol=args.cg_tol,
-                             maxiter=args.cg_maxiter).check()  # fmt: skip
+        exact = ExactOptions(
+            rank=args.cg_rank, tol=args.cg_tol, maxiter=args.cg_maxiter,
+            per_class=args.cg_preconditioner == "per-class",
+        ).check()  # fmt: skip
     return run_scalable_fit(
         spec,
         ds,
@@ -100,18 +118,14 @@ def fit_scalable(args, spec, ds, run) -> dict:
         progress=not args.no_progress,
         log=lambda line: print(f"[nftk] {line}", file=sys.stderr, flush=True),
         exact=exact,
+        nystrom=not args.exact_only,
     )
 
 
 def scalable_summary(m: dict, run, elapsed: float) -> str:
-    acc = m["accuracy"]
     t = m["timings_s"]
     lines = [
-        f"test accuracy  learned Omega          {100 * acc['learned_omega']:6.2f} %",
-        "               selected single depth  "
-        f"{100 * acc['selected_single_depth']:6.2f} %  (layer "
-        f"{acc['selected_depth']}, chosen on validation)",
-        f"               uniform Omega          {100 * acc['uniform_omega']:6.2f} %",
+        *_nystrom_lines(m["accuracy"]),
         *_exact_lines(m),
         f"landmarks      m = {m['plan']['landmarks']} (Omega learned on them)",
         f"time           {elapsed:.1f} s total: "
@@ -120,6 +134,18 @@ def scalable_summary(m: dict, run, elapsed: float) -> str:
         f"results        {run}",
     ]
     return "\n".join(lines)
+
+
+def _nystrom_lines(acc: dict) -> list[str]:
+    if "learned_omega" not in acc:  # --exact-only
+        return [f"selected depth layer {acc['selected_depth']} (on validation)"]
+    return [
+        f"test accuracy  learned Omega          {100 * acc['learned_omega']:6.2f} %",
+        "               selected single depth  "
+        f"{100 * acc['selected_single_depth']:6.2f} %  (layer "
+        f"{acc['selected_depth']}, chosen on validation)",
+        f"               uniform Omega          {100 * acc['uniform_omega']:6.2f} %",
+    ]
 
 
 def _exact_lines(m: dict) -> list[str]:

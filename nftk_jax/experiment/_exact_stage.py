@@ -5,12 +5,14 @@ y_c` with :math:`K_c = \sum_l \Omega_{cl}\Theta_l / s_l` are solved exactly (no
 approximation of the kernel) by conjugate gradients batched over the classes,
 where every product is one streamed pass over the kernel tiles of all ``n``
 training images (each tile's layer heads mixed per class before multiplying; no
-``n x n`` storage). The preconditioner is the rank-``r`` Nystrom approximation of
-the mean kernel with uniform landmarks, its complement scaled by
-:math:`\lambda_r + \rho` (Frangella, Tropp and Udell): deep ReLU NTKs have a
-spectral floor far above a relative ridge of ``1e-3``, and with that floor in
-the preconditioner the iteration count barely depends on ``r``
-(docs/scaling.md has the measurements).
+``n x n`` storage). The preconditioner is, per class, the rank-``r`` Nystrom
+approximation of that class's kernel from one set of uniform landmarks (or of the
+mean kernel, shared), its complement scaled by :math:`\lambda_r + \rho`
+(Frangella, Tropp and Udell): deep ReLU NTKs have a spectral floor far above a
+relative ridge of ``1e-3``, and with that floor in the preconditioner the
+iteration count barely depends on ``r``, while the learned :math:`\Omega` weights
+different layers for different classes, which a shared preconditioner cannot
+follow (docs/scaling.md has the measurements).
 
 The CG state is checkpointed after every iteration (``stage_exact_cg.npz``, a few
 ``n x d`` arrays, kept after the stage ends), so a killed run continues from its
@@ -26,6 +28,7 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 from ..core import NFTKInputError, load_checkpoint, problem_digest, save_checkpoint
@@ -41,12 +44,15 @@ class ExactOptions(NamedTuple):
         tol: relative residual at which CG stops, per class.
         maxiter: iteration cap.
         seed: seed of the preconditioner's landmark draw.
+        per_class: one Nystrom preconditioner per class (``d`` bases of
+            ``n x r`` float32) instead of one of the mean kernel.
     """
 
     rank: int = 1000
     tol: float = 1e-2
     maxiter: int = 100
     seed: int = 0
+    per_class: bool = True
 
     def check(self) -> ExactOptions:
         """Returns ``self`` when every option is valid; raises `NFTKInputError`
@@ -57,6 +63,8 @@ class ExactOptions(NamedTuple):
             ("tol", "--cg-tol", 0.0 < float(self.tol) < 1.0, "in (0, 1)"),
             ("maxiter", "--cg-maxiter",
              isinstance(self.maxiter, int) and self.maxiter >= 1, "an integer >= 1"),
+            ("per_class", "--cg-preconditioner", isinstance(self.per_class, bool),
+             "True or False"),
         )  # fmt: skip
         for name, flag, ok, want in checks:
             if not ok:
@@ -69,9 +77,10 @@ class ExactOptions(NamedTuple):
 
 def _digests(base: str, opts: ExactOptions) -> tuple[tuple, tuple]:
     """``(digest, config)`` of the CG state and of the finished scores. The CG
-    iteration depends on the preconditioner (rank, seed) only, so a run may
-    continue it with another ``tol`` or ``maxiter``; the scores depend on all."""
-    cg = {"base": base, "rank": opts.rank, "seed": opts.seed}
+    iteration depends on the preconditioner (rank, seed, per class) only, so a run
+    may continue it with another ``tol`` or ``maxiter``; the scores depend on all."""
+    cg = {"base": base, "rank": opts.rank, "seed": opts.seed,
+          "per_class": bool(opts.per_class)}  # fmt: skip
     done = {**cg, "tol": opts.tol, "maxiter": opts.maxiter}
     return (problem_digest({}, cg), cg), (problem_digest({}, done), done)
 
@@ -102,14 +111,16 @@ def stage_exact(
         saved = load_checkpoint(cg_path, digest=digest, config=config)
         state = CGState(**{f: saved[f] for f in CGState._fields})
         st.resumed["exact"] = f"continued from CG iteration {int(state.k)}"
+    which = "per-class" if opts.per_class else "shared"
     log(
         f"stage exact: Theorem 1 on all {len(x_tr)} images by CG over streamed "
-        f"kernel products, rank-{opts.rank} Nystrom preconditioner, tol {opts.tol:g}"
+        f"kernel products, rank-{opts.rank} {which} Nystrom preconditioner, "
+        f"tol {opts.tol:g}, at most {opts.maxiter} iterations"
     )
     t0 = time.perf_counter()
     pre = nystrom_preconditioner(
         None, omega_raw, ridge=ridge, rank=opts.rank, seed=opts.seed, spec=spec,
-        x=x_tr, dtype=np.float32,
+        x=x_tr, dtype=np.float32, per_class=opts.per_class,
     )  # fmt: skip
 
     def on_iteration(s) -> None:
@@ -123,9 +134,11 @@ def stage_exact(
         progress=progress, state=state, on_iteration=on_iteration,
     )  # fmt: skip
     del pre
+    # float64 sums of the float32 tiles where JAX allows 64-bit arrays
+    wide = np.float64 if jax.config.jax_enable_x64 else np.float32
     scores = layerwise_matvec(
         spec, x_te, np.asarray(sol.alpha), x2=x_tr, omega=omega_raw,
-        dtype=np.float32, product_dtype=np.float64, progress=progress,
+        dtype=np.float32, product_dtype=wide, progress=progress,
     )  # fmt: skip
     result = {
         "scores": np.asarray(scores),

@@ -16,7 +16,8 @@ recomputing finished stages and ends with the same result:
 5. ``predict``: test scores, chunk by chunk (``stage_predict.npz``);
 6. ``exact`` (optional): the learned-Omega predictor by exact Theorem 1 on all
    ``n`` images, CG over streamed kernel products, checkpointed every iteration
-   (`stage_exact`).
+   (`stage_exact`). With ``nystrom=False`` stages 3-5 are skipped and this is the
+   only fit on all images.
 
 The kernels of a class share one pass over :math:`K_{nm}`: the distinct rows of
 :math:`\Omega`, the selected depth and the uniform mix are ``G <= d + 2`` kernels.
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..core import (
+    NFTKInputError,
     ensure_writable_dir,
     jsonable,
     load_checkpoint,
@@ -301,6 +303,26 @@ def _stage_predict(st, spec, x_te, x_sub, weights, alpha, scale, opts, progress,
     return out
 
 
+def _nystrom_stages(
+    st, timed, spec, arrays, x_sub, y_enc, rows, scale, ridge, opts, progress, log
+) -> dict[str, float]:  # fmt: skip
+    """Stages ``normal``, ``solve`` and ``predict``: the test accuracies of the
+    kernel ``rows`` (learned, single depth, uniform) fitted by Nystrom KRR."""
+    x_tr, x_te, y_te = arrays
+    weights, assign = rows
+    eq = timed(
+        "normal", _stage_normal, st, spec, x_tr, y_enc, x_sub, weights, scale, opts,
+        progress, log,
+    )  # fmt: skip
+    alpha = timed("solve", _stage_solve, st, eq, weights, ridge, log)
+    del eq
+    scores = timed(
+        "predict", _stage_predict, st, spec, x_te, x_sub, weights, alpha, scale,
+        opts, progress, log,
+    )  # fmt: skip
+    return _accuracies(scores, assign, y_te)
+
+
 def _accuracies(scores, assign, y_te) -> dict[str, float]:
     d = scores.shape[-1]
     acc = {}
@@ -333,14 +355,14 @@ def _write_omega(out: Path, omega: np.ndarray, scale: np.ndarray) -> None:
 def _scalable_metrics(
     acc, best_depth, om, omega, n_kernels, relative_ridge, scale, plan, st, timings
 ) -> dict:
-    """What :func:`run_scalable_fit` writes to ``metrics.json``."""
+    """What :func:`run_scalable_fit` writes to ``metrics.json`` (without the
+    Nystrom stages, ``acc`` is ``None`` and only the selected depth is reported)."""
+    accuracy = {"selected_depth": best_depth + 1}
+    if acc is not None:
+        accuracy.update(learned_omega=acc["learned"], uniform_omega=acc["uniform"],
+                        selected_single_depth=acc["single"])  # fmt: skip
     metrics = {
-        "accuracy": {
-            "learned_omega": acc["learned"],
-            "selected_single_depth": acc["single"],
-            "selected_depth": best_depth + 1,
-            "uniform_omega": acc["uniform"],
-        },
+        "accuracy": accuracy,
         "validation_accuracy": {
             "learned_omega": float(om["val_learned"]),
             "single_depth": np.asarray(om["val_single"]),
@@ -433,6 +455,7 @@ def run_scalable_fit(
     callback: Callable[[str], Any] | None = None,
     plan: ScalePlan | None = None,
     exact: ExactOptions | None = None,
+    nystrom: bool = True,
 ) -> dict:
     r"""NFT-K on all of a large data set without ``n x n`` kernels, resumably.
 
@@ -470,6 +493,10 @@ def run_scalable_fit(
         exact: also fit the learned-Omega predictor by exact Theorem 1 on all
             training images (stage ``exact``: CG over streamed kernel products,
             see `ExactOptions`); its test accuracy is ``metrics['exact']``.
+        nystrom: run the Nystrom stages (``normal``, ``solve``, ``predict``) and
+            their three models; ``False`` (needs ``exact``) goes from
+            :math:`\Omega` straight to the exact stage, which is then the only
+            fit on all training images.
 
     Returns:
         The metrics written to ``metrics.json``: test accuracies of the learned
@@ -479,6 +506,11 @@ def run_scalable_fit(
     from ..linalg import encode_targets
 
     t_start = time.perf_counter()
+    if not nystrom and exact is None:
+        raise NFTKInputError(
+            "nystrom=False (--exact-only) leaves nothing to fit on all training "
+            "images; pass exact=ExactOptions(...) (--exact) too."
+        )
     out = ensure_writable_dir(out_dir, "out_dir")
     if overwrite:
         _clear_stages(out)
@@ -506,17 +538,11 @@ def run_scalable_fit(
     best_depth = int(np.argmax(om["val_single"]))
     weights, assign = _kernel_rows(omega, best_depth)
     y_enc, _ = encode_targets(y_tr, len(y_tr), n_classes=d)
-    eq = timed(
-        "normal", _stage_normal, st, spec, x_tr, y_enc, x_sub, weights, scale, opts,
-        progress, log,
-    )  # fmt: skip
-    alpha = timed("solve", _stage_solve, st, eq, weights, relative_ridge, log)
-    del eq
-    scores = timed(
-        "predict", _stage_predict, st, spec, x_te, x_sub, weights, alpha, scale,
-        opts, progress, log,
-    )  # fmt: skip
-    acc = _accuracies(scores, assign, y_te)
+    acc = None
+    if nystrom:
+        acc = _nystrom_stages(st, timed, spec, (x_tr, x_te, y_te), x_sub, y_enc,
+                              (weights, assign), scale, relative_ridge, opts,
+                              progress, log)  # fmt: skip
     _write_omega(out, omega, scale)
     if exact is not None:
         ex = timed(

@@ -17,18 +17,20 @@ from ._nystrom_krr import (
     nystrom_predict,
     solve_normal_equations,
 )
+from ._preconditioners import (
+    CholeskyPreconditioner,
+    NystromPreconditioner,
+    cholesky_preconditioner,
+    nystrom_preconditioner,
+)
 from ._solvers import (
     CG_STATUSES,
     DEFAULT_DENSE_MAX_N,
     CGState,
-    CholeskyPreconditioner,
-    NystromPreconditioner,
     SolveResult,
     check_system,
-    cholesky_preconditioner,
     default_memory_budget,
     memory_budget_or_default,
-    nystrom_preconditioner,
     plan_solver,
     solve_cg,
     solve_cg_matrix_free,
