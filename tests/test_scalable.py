@@ -239,7 +239,11 @@ def test_exact_only_skips_nystrom_and_matches_with_either_preconditioner(tmp_pat
     for per_class in (True, False):
         run = tmp_path / f"only_{per_class}"
         opts = exact._replace(per_class=per_class)
-        got = run_scalable_fit(SPEC, ds, run, exact=opts, nystrom=False, **kw)
+        lines = []
+        got = run_scalable_fit(SPEC, ds, run, exact=opts, nystrom=False,
+                               **{**kw, "log": lines.append})  # fmt: skip
+        plan = [line for line in lines if line.startswith("exact stage: at most")]
+        assert len(plan) == 1 and plan[0].endswith("Nystrom stages skipped"), lines
         assert not (run / "stage_normal.npz").exists()
         assert set(got["accuracy"]) == {"selected_depth"}
         assert got["accuracy"]["selected_depth"] == ref["accuracy"]["selected_depth"]

@@ -31,9 +31,15 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from ..core import NFTKInputError, load_checkpoint, problem_digest, save_checkpoint
+from ..core import (
+    CheckpointError,
+    NFTKInputError,
+    load_checkpoint,
+    problem_digest,
+    save_checkpoint,
+)
 
-__all__ = ["ExactOptions", "stage_exact"]
+__all__ = ["ExactOptions", "exact_plan_line", "stage_exact"]
 
 
 class ExactOptions(NamedTuple):
@@ -75,6 +81,20 @@ class ExactOptions(NamedTuple):
         return self
 
 
+def exact_plan_line(plan: Any, opts: ExactOptions, d: int, nystrom: bool) -> str:
+    """The exact stage's line of the plan: its passes, their expected time at the
+    planner's measured kernel rate, and the preconditioner's memory."""
+    n = plan.n_train
+    pass_s = n * (n + 1) / 2 * plan.depth / plan.kernel_rate
+    bases = (d if opts.per_class else 1) * n * min(opts.rank, n) * 4
+    skip = "; Nystrom stages skipped" if not nystrom else ""
+    return (
+        f"exact stage: at most {opts.maxiter} CG iterations of one streamed pass "
+        f"each (about {pass_s:.0f} s per pass, {opts.maxiter * pass_s / 60:.0f} min "
+        f"at most), preconditioner bases {bases / 2**30:.1f} GiB{skip}"
+    )
+
+
 def _digests(base: str, opts: ExactOptions) -> tuple[tuple, tuple]:
     """``(digest, config)`` of the CG state and of the finished scores. The CG
     iteration depends on the preconditioner (rank, seed, per class) only, so a run
@@ -85,11 +105,16 @@ def _digests(base: str, opts: ExactOptions) -> tuple[tuple, tuple]:
     return (problem_digest({}, cg), cg), (problem_digest({}, done), done)
 
 
-def _matches(path, digest: str) -> bool:
-    """Whether the finished stage file was written with these options (otherwise
-    the CG continues from its own checkpoint and the file is replaced)."""
-    with np.load(path) as data:
-        return "_digest" in data and str(data["_digest"]) == digest
+def _finished(path, digest: str) -> dict[str, Any] | None:
+    """The finished stage's results if its file was written with these options,
+    read once; ``None`` otherwise (the CG then continues from its own checkpoint
+    and the file is replaced)."""
+    if not path.exists():
+        return None
+    try:
+        return dict(load_checkpoint(path, digest=digest))
+    except CheckpointError:
+        return None
 
 
 def stage_exact(
@@ -103,9 +128,10 @@ def stage_exact(
     x_tr, x_te = arrays
     (digest, config), (done_digest, done_config) = _digests(st.digest, opts)
     done_path, cg_path = st.path("exact"), st.path("exact_cg")
-    if done_path.exists() and _matches(done_path, done_digest):
+    done = _finished(done_path, done_digest)
+    if done is not None:
         st.resumed["exact"] = "resumed"
-        return dict(load_checkpoint(done_path, digest=done_digest))
+        return done
     state = None
     if cg_path.exists():
         saved = load_checkpoint(cg_path, digest=digest, config=config)

@@ -47,7 +47,7 @@ from ..core import (
     write_npy,
 )
 from ..model import MLP
-from ._exact_stage import ExactOptions, stage_exact
+from ._exact_stage import ExactOptions, exact_plan_line, stage_exact
 from ._plan import ScalePlan
 from ._run_fit import spec_config
 
@@ -425,6 +425,16 @@ def _plan_run(
     )  # fmt: skip
 
 
+def _check_fits(exact: ExactOptions | None, nystrom: bool) -> ExactOptions | None:
+    """``exact`` validated; at least one fit on all training images is asked for."""
+    if not nystrom and exact is None:
+        raise NFTKInputError(
+            "nystrom=False (--exact-only) leaves nothing to fit on all training "
+            "images; pass exact=ExactOptions(...) (--exact) too."
+        )
+    return None if exact is None else exact.check()
+
+
 def _timed(timings: dict, name: str, fn: Callable, *args) -> Any:
     """``fn(*args)``, its wall time recorded as ``timings[name + '_s']``."""
     t0 = time.perf_counter()
@@ -506,11 +516,7 @@ def run_scalable_fit(
     from ..linalg import encode_targets
 
     t_start = time.perf_counter()
-    if not nystrom and exact is None:
-        raise NFTKInputError(
-            "nystrom=False (--exact-only) leaves nothing to fit on all training "
-            "images; pass exact=ExactOptions(...) (--exact) too."
-        )
+    exact = _check_fits(exact, nystrom)
     out = ensure_writable_dir(out_dir, "out_dir")
     if overwrite:
         _clear_stages(out)
@@ -522,6 +528,8 @@ def run_scalable_fit(
             chunk_rows, steps,
         )  # fmt: skip
     log(plan.line())
+    if exact is not None:
+        log(exact_plan_line(plan, exact, d, nystrom))
     opts = dict(constraint=constraint, steps=steps, tol=tol, seed=seed,
                 validation_fraction=validation_fraction, chunk_rows=plan.chunk_rows,
                 checkpoint_seconds=checkpoint_seconds)  # fmt: skip
@@ -547,7 +555,7 @@ def run_scalable_fit(
     if exact is not None:
         ex = timed(
             "exact", stage_exact, st, spec, (x_tr, x_te), y_enc,
-            omega / scale[None, :], relative_ridge, exact.check(), progress, log,
+            omega / scale[None, :], relative_ridge, exact, progress, log,
         )  # fmt: skip
     timings["total_s"] = time.perf_counter() - t_start
     metrics = _scalable_metrics(
