@@ -216,6 +216,13 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "nftk_jax.cli", *args]
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C handled as from a terminal. A shell that
+    runs the suite as a background job ignores SIGINT, and an ignored SIGINT is
+    inherited, so Python would install no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env() -> dict:
     env = dict(os.environ)
     env.pop("XLA_FLAGS", None)
@@ -266,6 +273,7 @@ def test_killed_fit_resumes_to_the_same_omega(sig, tmp_path, uninterrupted_omega
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     ckpt = tmp_path / "killed" / "checkpoint.npz"
     deadline = time.monotonic() + 300
@@ -429,8 +437,9 @@ def test_ctrl_c_prints_one_line_and_no_traceback(stage, tmp_path):
     log = tmp_path / "stderr.txt"
     with open(log, "w") as f:
         proc = subprocess.Popen(
-            _cli(*args), env=_env(), stdout=subprocess.DEVNULL, stderr=f
-        )
+            _cli(*args), env=_env(), stdout=subprocess.DEVNULL, stderr=f,
+            preexec_fn=_default_sigint,
+        )  # fmt: skip
         if stage == "kernels":
             _wait_for(proc, lambda: "layerwise NTKs" in log.read_text())
         else:
