@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_solvers import RIDGE, problem
+from test_solvers import RIDGE, matrix_free_problem, problem
 
 from nftk_jax import MLP, layerwise_kernels
 from nftk_jax.linalg import (
@@ -89,13 +89,7 @@ def test_per_class_beats_shared_when_classes_weight_different_layers():
 
 
 def test_matrix_free_per_class_equals_cached():
-    spec = MLP(depth=3)
-    x = random_inputs(40, 5, seed=3)
-    rng = np.random.default_rng(4)
-    omega = 0.1 + rng.random((2, 3))
-    y = rng.normal(size=(40, 2))
-    tiling = {"block_size": 20, "devices": False}
-    theta = layerwise_kernels(spec, x, devices=False)
+    spec, x, y, omega, tiling, theta = matrix_free_problem()
     free = nystrom_preconditioner(
         None, omega, ridge=0.1, rank=20, spec=spec, x=x, per_class=True, **tiling
     )

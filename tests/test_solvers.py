@@ -210,15 +210,21 @@ def test_cg_maxiter_caps_iterations():
     assert res.iterations == 3 and np.all(res.residual > 1e-8)
 
 
-def test_matrix_free_matches_cached():
+def matrix_free_problem():
+    """``(spec, x, y, omega, tiling, theta)``: a small problem for the streamed
+    (matrix-free) paths, with its cached kernels as the reference."""
     spec = MLP(depth=3)
     x = random_inputs(40, 5, seed=3)
     rng = np.random.default_rng(4)
     omega = 0.1 + rng.random((2, 3))
     y = rng.normal(size=(40, 2))
-    ridge = 0.1
     tiling = {"block_size": 20, "devices": False}
-    theta = layerwise_kernels(spec, x, devices=False)
+    return spec, x, y, omega, tiling, layerwise_kernels(spec, x, devices=False)
+
+
+def test_matrix_free_matches_cached():
+    spec, x, y, omega, tiling, theta = matrix_free_problem()
+    ridge = 0.1
     ref = solve_cg(theta, y, omega, ridge=ridge, tol=1e-10)
     free = solve_cg_matrix_free(spec, x, y, omega, ridge=ridge, tol=1e-10, **tiling)
     assert_close(free.alpha, ref.alpha, rtol=1e-7, atol=1e-8)

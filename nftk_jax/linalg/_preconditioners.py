@@ -412,8 +412,10 @@ def nystrom_preconditioner(
         factors = None
     eigvals = np.empty((len(w), m))
     for k in range(len(w)):  # one class at a time: U_k overwrites its columns
-        c = factors[k] if factors is not None else jnp.asarray(basis[k])
-        f = c if factors is not None else _nystrom_factor(c, jnp.asarray(idx))
+        if factors is None:  # uniform: F from the landmark columns
+            f = _nystrom_factor(jnp.asarray(basis[k]), jnp.asarray(idx))
+        else:  # greedy: pivoted Cholesky gave F
+            f = factors[k]
         basis[k], eigvals[k] = _eig_of_factor(f)
     shift = rho + (eigvals[:, -1] if scale_complement else np.zeros(len(w)))
     # matrix-free: the basis stays on the host (see NystromPreconditioner)
